@@ -1,0 +1,1 @@
+"""The `cortexlite` command line: thin typer commands over the library."""

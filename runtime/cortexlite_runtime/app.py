@@ -1,0 +1,187 @@
+"""The replica's HTTP surface: a raw ASGI app (no framework on the hot path).
+
+`POST /` and `POST /predict` predict; `GET /` summarises; `GET /healthz` says the process is
+alive; `GET /readyz` is 200 only when every predictor process finished `__init__` (its body
+says why not, otherwise); `GET /metrics` is Prometheus text. Over the replica's cap (active +
+queued) a predict request is answered 503 at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from . import __version__
+from .payload import Invocation, Outcome, error_outcome, json_bytes
+from .replica import Phase, Replica
+
+__all__ = ["App"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON = [(b"content-type", b"application/json")]
+_CLOSE = (b"connection", b"close")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class App:
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+        self.max_payload = replica.config.max_payload_bytes
+        self._boot: asyncio.Task[None] | None = None
+        self._gets: dict[str, Callable[[], tuple[int, list[tuple[bytes, bytes]], bytes]]] = {
+            "/": self._summary,
+            "/healthz": self._healthz,
+            "/readyz": self._readyz,
+            "/metrics": self._metrics,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            if method == "POST" and (path == "/" or path == "/predict"):
+                await self._predict(scope, receive, send)
+                return
+            route = self._gets.get(path)
+            if route is not None and method in ("GET", "HEAD"):
+                await _respond(send, *route(), closing=self._closing())
+            elif route is not None or path == "/predict":
+                await _respond(send, *error_outcome(405, f"method {method} not allowed on {path}"))
+            else:
+                await _respond(send, *error_outcome(404, f"no route {path}; predict with POST / or POST /predict"))
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+        replica = self.replica
+        serving = replica.phase is Phase.READY or replica.phase is Phase.SHUTTING_DOWN
+        if not serving or replica.scheduler is None:
+            await _respond(send, *error_outcome(503, f"not ready: {_reason(replica)}"), closing=False)
+            return
+        settings = replica.settings
+        assert settings is not None and replica.scheduler is not None
+        started = time.perf_counter()
+        if replica.in_flight >= settings.max_concurrency:
+            outcome = error_outcome(503, f"too many requests: this replica is at its limit of {settings.max_concurrency}")
+            await _respond(send, *outcome, closing=self._closing())
+            replica.metrics.record(503, time.perf_counter() - started)
+            return
+        replica.in_flight += 1
+        try:
+            outcome = await self._run(scope, receive)
+            await _respond(send, *outcome, closing=self._closing())
+        finally:
+            replica.in_flight -= 1
+        replica.metrics.record(outcome.status, time.perf_counter() - started)
+
+    async def _run(self, scope: Scope, receive: Receive) -> Outcome:
+        content_type = ""
+        request_id = ""
+        length = 0
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else 0
+            elif name == b"x-request-id":
+                request_id = value.decode("latin-1")[:128]
+        request_id = request_id or os.urandom(8).hex()
+        if length > self.max_payload:
+            return error_outcome(413, f"payload of {length} bytes exceeds the limit of {self.max_payload} bytes", request_id)
+        try:
+            body = await self._read_body(receive)
+        except _TooLarge:
+            return error_outcome(413, f"payload exceeds the limit of {self.max_payload} bytes", request_id)
+        invocation = Invocation(request_id, body, content_type, scope["query_string"], scope["headers"])
+        replica = self.replica
+        if replica.batcher is not None:
+            return await replica.batcher.submit(invocation)
+        assert replica.scheduler is not None
+        return (await replica.scheduler.submit([invocation]))[0]
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > self.max_payload:
+                raise _TooLarge
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_payload:
+                raise _TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _closing(self) -> bool:
+        return self.replica.phase is Phase.SHUTTING_DOWN
+
+    def _healthz(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        return 200, _JSON, b'{"status":"alive"}'
+
+    def _readyz(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        replica = self.replica
+        body: dict[str, Any] = {"ready": replica.ready, "status": replica.phase.value}
+        if replica.error:
+            body["error"] = replica.error
+        if replica.notes:
+            body["notes"] = replica.notes
+        return (200 if replica.ready else 503), _JSON, json_bytes(body)
+
+    def _summary(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        replica = self.replica
+        api, settings = replica.api, replica.settings
+        body: dict[str, Any] = {
+            "message": f"API {api.name} is {replica.phase.value}" if api else f"replica is {replica.phase.value}",
+            "status": replica.phase.value,
+            "runtime": f"cortexlite-runtime {__version__}",
+        }
+        if api is not None:
+            body.update(api=api.name, predictor={"type": api.predictor.type.value, "path": api.predictor.path})
+        if settings is not None:
+            body.update(processes=settings.processes, threads=settings.threads, max_replica_concurrency=settings.max_concurrency)
+        body.update(replica.info)
+        if replica.error:
+            body["error"] = replica.error
+        return 200, _JSON, json_bytes(body)
+
+    def _metrics(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        return 200, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")], self.replica.metrics.render()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._boot = asyncio.create_task(self.replica.boot())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._boot is not None and not self._boot.done():
+                    self._boot.cancel()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, closing: bool = False) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    if closing:
+        headers.append(_CLOSE)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _reason(replica: Replica) -> str:
+    return replica.error or replica.phase.value
+

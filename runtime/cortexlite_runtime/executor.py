@@ -1,0 +1,161 @@
+"""Handing requests to the predictor: a scheduler on the event loop, and the in-process worker.
+
+The scheduler gives each job (one request, or one batch) to a worker with a free slot, and
+queues it otherwise, so with P processes x T threads, P x T requests run at once and a busy
+process never holds a request that an idle one could serve (Cortex issue #839). Completions
+come back through an `Inbox`, which wakes the event loop once per burst rather than once per
+request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from queue import SimpleQueue
+from typing import Any, Protocol
+
+from loguru import logger
+
+from .handler import Handler
+from .payload import Invocation, Outcome, error_outcome
+
+__all__ = ["Inbox", "Job", "Scheduler", "ThreadWorker", "Worker"]
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Job:
+    invocations: list[Invocation]
+    future: asyncio.Future[list[Outcome]]
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+class Worker(Protocol):
+    capacity: int
+    free: int
+
+    def send(self, job: Job) -> None: ...
+
+    def close(self, timeout: float) -> None: ...
+
+
+class Inbox:
+    """Items put from any thread, handled on the event loop; one loop wake-up per burst."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, handle: Callable[[Any], None]) -> None:
+        self._loop = loop
+        self._handle = handle
+        self._items: deque[Any] = deque()
+        self._scheduled = False
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        items = self._items
+        while items:
+            self._handle(items.popleft())
+
+
+class Scheduler:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.workers: list[Worker] = []
+        self.pending: deque[Job] = deque()
+        self.active_requests = 0
+
+    def submit(self, invocations: list[Invocation]) -> asyncio.Future[list[Outcome]]:
+        job = Job(invocations, self.loop.create_future())
+        worker = self._free_worker()
+        if worker is None:
+            self.pending.append(job)
+        else:
+            self._start(worker, job)
+        return job.future
+
+    @property
+    def queued_requests(self) -> int:
+        return sum(len(job.invocations) for job in self.pending)
+
+    def complete(self, worker: Worker, job: Job, outcomes: list[Outcome]) -> None:
+        """Called on the loop when `worker` finished `job`."""
+        worker.free += 1
+        self.finish(job, outcomes)
+        self.pump()
+
+    def finish(self, job: Job, outcomes: list[Outcome]) -> None:
+        """Answer `job` without returning its slot (its worker is gone)."""
+        self.active_requests -= len(job.invocations)
+        if not job.future.done():
+            job.future.set_result(outcomes)
+
+    def pump(self) -> None:
+        """Start queued jobs on workers with free slots."""
+        while self.pending:
+            free = self._free_worker()
+            if free is None:
+                break
+            self._start(free, self.pending.popleft())
+
+    def _start(self, worker: Worker, job: Job) -> None:
+        worker.free -= 1
+        self.active_requests += len(job.invocations)
+        worker.send(job)
+
+    def _free_worker(self) -> Worker | None:
+        best = None
+        for worker in self.workers:
+            if worker.free > 0 and (best is None or worker.free > best.free):
+                best = worker
+        return best
+
+    def close(self, timeout: float) -> None:
+        for worker in self.workers:
+            worker.close(timeout)
+
+
+class ThreadWorker:
+    """The predictor in this process, on `threads` threads (the `processes_per_replica: 1` case)."""
+
+    def __init__(self, scheduler: Scheduler, handler: Handler, threads: int) -> None:
+        self.capacity = self.free = threads
+        self._scheduler = scheduler
+        self._handler = handler
+        self._queue: SimpleQueue[Job | None] = SimpleQueue()
+        self._inbox = Inbox(scheduler.loop, self._finished)
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"predict-{i}", daemon=True) for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def send(self, job: Job) -> None:
+        self._queue.put(job)
+
+    def close(self, timeout: float) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _serve(self) -> None:
+        handler, queue, inbox = self._handler, self._queue, self._inbox
+        while (job := queue.get()) is not None:
+            try:
+                outcomes = handler.run(job.invocations)
+            except BaseException as exc:  # the handler catches user errors; this is a bug of ours
+                logger.opt(exception=exc).error("internal error while predicting")
+                outcomes = [error_outcome(500, f"internal error: {exc}", i.request_id) for i in job.invocations]
+            inbox.put((job, outcomes))
+
+    def _finished(self, item: tuple[Job, list[Outcome]]) -> None:
+        self._scheduler.complete(self, item[0], item[1])

@@ -1,0 +1,213 @@
+"""One replica's life: find the spec, apply dependencies, start the predictor, report readiness.
+
+The HTTP server is up before any of this runs, so `/healthz` answers at once and `/readyz`
+explains what the replica is doing or why it failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from .batching import Batcher
+from .config import RuntimeConfig
+from .dependencies import apply_dotenv, install_requirements, run_dependencies_sh
+from .errors import CortexliteError, PredictorError, SpecError
+from .executor import Scheduler, ThreadWorker
+from .loader import LoadPlan, build_handler, describe_handler
+from .metrics import Metrics
+from .spec import ApiSpec, PredictorSpec
+from .specfile import find_spec_file, load_api_specs, load_resolved_spec, select_api
+
+__all__ = ["Phase", "Replica", "Settings", "resolve_api"]
+
+
+class Phase(str, Enum):
+    STARTING = "starting"
+    INSTALLING = "installing dependencies"
+    LOADING = "loading predictor"
+    READY = "ready"
+    FAILED = "failed"
+    SHUTTING_DOWN = "shutting down"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The serving settings once environment and spec are combined."""
+
+    processes: int
+    threads: int
+    max_concurrency: int
+
+
+@dataclass
+class Replica:
+    config: RuntimeConfig
+    phase: Phase = Phase.STARTING
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    api: ApiSpec | None = None
+    settings: Settings | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    scheduler: Scheduler | None = None
+    batcher: Batcher | None = None
+    in_flight: int = 0
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(lambda: self.in_flight, self._queued)
+
+    @property
+    def ready(self) -> bool:
+        return self.phase is Phase.READY
+
+    def _queued(self) -> int:
+        return self.in_flight - (self.scheduler.active_requests if self.scheduler else 0)
+
+    async def boot(self) -> None:
+        """Run the start-up sequence; failures end in `Phase.FAILED` with a reason, never an exception."""
+        try:
+            await self._boot()
+        except CortexliteError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # a bug of ours: still report it rather than hang "starting"
+            logger.opt(exception=exc).error("unexpected error during start-up")
+            self._fail(f"internal error during start-up: {exc!r}")
+
+    def begin_shutdown(self) -> None:
+        self.phase = Phase.SHUTTING_DOWN
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.close(timeout=10)
+
+    async def _boot(self) -> None:
+        config = self.config
+        if config.project_uri:
+            raise SpecError(
+                f"CORTEX_PROJECT_URI={config.project_uri}: fetching projects from storage is not "
+                "supported by this runtime version; mount the project at CORTEX_PROJECT_DIR instead"
+            )
+        if not config.project_dir.is_dir():
+            raise SpecError(f"project directory {config.project_dir} does not exist (CORTEX_PROJECT_DIR)")
+        if config.cortex_version:
+            logger.info("CORTEX_VERSION={} (accepted; cortexlite serves any Cortex version's predictors)", config.cortex_version)
+        api = await asyncio.to_thread(resolve_api, config)
+        self.api = api
+        self.settings = _settings(config, api)
+        logger.info(
+            "API {}: {} predictor {}, {} process(es) x {} thread(s), max {} concurrent requests",
+            api.name, api.predictor.type.value, api.predictor.path,
+            self.settings.processes, self.settings.threads, self.settings.max_concurrency,
+        )  # fmt: skip
+        self.phase = Phase.INSTALLING
+        site_dir = await asyncio.to_thread(self._install, api.predictor)
+        self.phase = Phase.LOADING
+        plan = LoadPlan(
+            project_dir=config.project_dir.resolve(),
+            predictor=api.predictor,
+            model_path=_model_path(config, api.predictor),
+            site_dirs=(site_dir,) if site_dir else (),
+            log_format=config.log_format,
+            log_level=config.log_level,
+            log_context={"api": api.name},
+        )
+        await self._start_predictor(plan)
+
+    def _install(self, predictor: PredictorSpec) -> Path | None:
+        project = self.config.project_dir
+        applied = apply_dotenv(project)
+        if applied:
+            logger.info(".env applied: {}", ", ".join(applied))
+        for key, value in predictor.env.items():
+            os.environ[key] = value
+        note = run_dependencies_sh(project)
+        if note:
+            self.notes.append(note)
+        return install_requirements(project, self.config.cache_dir)
+
+    async def _start_predictor(self, plan: LoadPlan) -> None:
+        assert self.settings is not None
+        loop = asyncio.get_running_loop()
+        scheduler = Scheduler(loop)
+        if self.settings.processes == 1:
+            handler = await asyncio.to_thread(build_handler, plan)
+            self.info = describe_handler(handler)
+            scheduler.workers.append(ThreadWorker(scheduler, handler, self.settings.threads))
+        else:
+            await self._start_processes(scheduler, plan)
+        batching = plan.predictor.server_side_batching
+        if batching is not None:
+            self.batcher = Batcher(scheduler, batching.max_batch_size, batching.batch_interval, self.metrics.batch_size)
+        self.scheduler = scheduler
+        if self.phase is Phase.LOADING:
+            self.phase = Phase.READY
+            logger.info("API {} is ready", plan.predictor.path if self.api is None else self.api.name)
+
+    async def _start_processes(self, scheduler: Scheduler, plan: LoadPlan) -> None:
+        from .workers import ProcessWorker
+
+        assert self.settings is not None
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        started: set[int] = set()
+
+        def on_ready(worker: ProcessWorker, info: dict[str, Any]) -> None:
+            started.add(worker.index)
+            self.info = info
+            if len(started) == self.settings.processes and not ready.done():  # type: ignore[union-attr]
+                ready.set_result(None)
+
+        def on_failed(worker: ProcessWorker, message: str) -> None:
+            if not ready.done():
+                ready.set_exception(PredictorError(message))
+            else:
+                self._fail(f"predictor process {worker.index}: {message}")
+
+        for index in range(self.settings.processes):
+            scheduler.workers.append(ProcessWorker(scheduler, plan, self.settings.threads, index, on_ready, on_failed))
+        self.scheduler = scheduler
+        await ready
+
+    def _fail(self, message: str) -> None:
+        self.phase = Phase.FAILED
+        self.error = message
+        logger.error("not ready: {}", message)
+
+
+def resolve_api(config: RuntimeConfig) -> ApiSpec:
+    """`CORTEX_API_SPEC`, else the project's cortexlite.yaml/cortex.yaml, else `predictor.py`."""
+    if config.api_spec is not None:
+        return load_resolved_spec(config.api_spec).api
+    spec_file = find_spec_file(config.project_dir)
+    if spec_file is not None:
+        return select_api(load_api_specs(spec_file), config.api_name, spec_file.name)
+    if (config.project_dir / "predictor.py").is_file():
+        return ApiSpec(name=config.api_name or "api")
+    raise SpecError(
+        f"nothing to serve in {config.project_dir}: expected cortexlite.yaml, cortex.yaml or predictor.py"
+    )
+
+
+def _settings(config: RuntimeConfig, api: ApiSpec) -> Settings:
+    processes = config.processes or api.predictor.processes_per_replica
+    threads = config.threads or api.predictor.threads_per_process
+    spec_cap = api.autoscaling.max_replica_concurrency if "max_replica_concurrency" in api.autoscaling.model_fields_set else None
+    return Settings(processes, threads, config.resolve_concurrency_cap(processes, spec_cap))
+
+
+def _model_path(config: RuntimeConfig, predictor: PredictorSpec) -> Path | None:
+    if predictor.model_path is None:
+        return None
+    if "://" in predictor.model_path:
+        raise PredictorError(
+            f"predictor.model_path {predictor.model_path}: downloading models from storage is not "
+            "supported by this runtime version; put the model in the project directory"
+        )
+    return (config.project_dir / predictor.model_path).resolve()

@@ -1,0 +1,178 @@
+"""The API spec: pydantic models for `cortexlite.yaml`/`cortex.yaml` and the resolved-spec JSON.
+
+These models are the single definition of an API. The runtime reads the parts it serves with
+(predictor, batching, concurrency); the control plane extends the checks for the rest. Cortex's
+spellings are mapped here so that Cortex projects run unchanged:
+
+- 0.15 `autoscaling.workers_per_replica` / `threads_per_worker` -> `predictor.processes_per_replica` /
+  `predictor.threads_per_process`
+- 0.15 `predictor.model` and 0.22-0.25 `predictor.models.path` -> `predictor.model_path`
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .units import parse_duration
+
+__all__ = [
+    "RESOLVED_SPEC_VERSION",
+    "ApiSpec",
+    "AutoscalingSpec",
+    "BatchingSpec",
+    "PredictorSpec",
+    "PredictorType",
+    "ResolvedSpec",
+]
+
+RESOLVED_SPEC_VERSION = 1
+
+
+class PredictorType(str, Enum):
+    PYTHON = "python"
+    ONNX = "onnx"
+
+    @property
+    def class_name(self) -> str:
+        return "ONNXPredictor" if self is PredictorType.ONNX else "PythonPredictor"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BatchingSpec(_Strict):
+    max_batch_size: int = Field(ge=1)
+    batch_interval: float = Field(gt=0, description="seconds")
+
+    @field_validator("batch_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        return parse_duration(value)
+
+
+class PredictorSpec(_Strict):
+    type: PredictorType = PredictorType.PYTHON
+    path: str = "predictor.py"
+    model_path: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
+    python_path: str | None = None
+    processes_per_replica: int = Field(default=1, ge=1)
+    threads_per_process: int = Field(default=1, ge=1)
+    server_side_batching: BatchingSpec | None = None
+    image: str = ""
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _known_type(cls, value: object) -> object:
+        if value in ("tensorflow", "tensorflow-serving"):
+            raise ValueError("tensorflow predictors are not supported yet (use python or onnx)")
+        return value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_as_strings(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, str) else _scalar_text(v) for k, v in value.items()}
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _python_file(cls, value: str) -> str:
+        if not value.endswith(".py"):
+            raise ValueError(f"must be a .py file (got {value!r})")
+        return value
+
+
+class AutoscalingSpec(BaseModel):
+    """The runtime reads only `max_replica_concurrency`; the control plane checks the rest."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    max_replica_concurrency: int = Field(default=1024, ge=1)
+
+
+class ApiSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    kind: Literal["RealtimeAPI"] = "RealtimeAPI"
+    predictor: PredictorSpec = Field(default_factory=PredictorSpec)
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
+    # Sections the runtime does not interpret; the control plane validates them.
+    compute: dict[str, Any] | None = None
+    networking: dict[str, Any] | None = None
+    update_strategy: dict[str, Any] | None = None
+    tracker: dict[str, Any] | None = None
+    monitoring: dict[str, Any] | None = None
+    endpoint: str | None = None
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _supported_kind(cls, value: object) -> object:
+        if value in ("BatchAPI", "TrafficSplitter", "TaskAPI", "AsyncAPI"):
+            raise ValueError(f"{value} is not supported yet (only RealtimeAPI)")
+        if value == "SyncAPI":  # Cortex 0.18-0.19 name of the realtime kind
+            return "RealtimeAPI"
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cortex_spellings(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        predictor = data.get("predictor")
+        autoscaling = data.get("autoscaling")
+        if isinstance(predictor, dict):
+            predictor = _map_model_keys(dict(predictor))
+            if isinstance(autoscaling, dict):
+                autoscaling = dict(autoscaling)
+                for old, new in (
+                    ("workers_per_replica", "processes_per_replica"),
+                    ("threads_per_worker", "threads_per_process"),
+                ):
+                    if old in autoscaling:
+                        predictor.setdefault(new, autoscaling.pop(old))
+                data["autoscaling"] = autoscaling
+            data["predictor"] = predictor
+        return data
+
+    @property
+    def concurrency_per_replica(self) -> int:
+        return self.predictor.processes_per_replica * self.predictor.threads_per_process
+
+
+class ResolvedSpec(BaseModel):
+    """What the control plane hands a replica through `CORTEX_API_SPEC`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = RESOLVED_SPEC_VERSION
+    api: ApiSpec
+    spec_hash: str | None = None
+    project_hash: str | None = None
+
+
+def _map_model_keys(predictor: dict[str, Any]) -> dict[str, Any]:
+    model = predictor.pop("model", None)
+    models = predictor.pop("models", None)
+    if model is not None:
+        predictor.setdefault("model_path", model)
+    if isinstance(models, dict) and "path" in models:
+        predictor.setdefault("model_path", models["path"])
+    elif models is not None:
+        raise ValueError("models: only `models: {path: ...}` is supported")
+    return predictor
+
+
+def _scalar_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    raise ValueError(f"env values must be strings or numbers (got {type(value).__name__})")

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install the Debian packages cortexlite's tests and benchmarks need, when missing.
+set -euo pipefail
+need=()
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-system.sh: need root to install ${need[*]} (or install them yourself)" >&2
+  exit 1
+fi
+echo "installing ${need[*]}" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
