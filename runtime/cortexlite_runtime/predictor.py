@@ -52,7 +52,7 @@ def load_predictor(project_dir: Path, spec: PredictorSpec, model_path: Path | No
     predict_args = matched_arguments(predict, PREDICT_ARGUMENTS, "predict", skip_self=True)
 
     allowed = ("config", "onnx_client", "model_path") if spec.type is PredictorType.ONNX else ("config", "model_path")
-    init_args = matched_arguments(cls.__init__, allowed, "__init__", skip_self=True)
+    init_args = () if cls.__init__ is object.__init__ else matched_arguments(cls.__init__, allowed, "__init__", skip_self=True)
     onnx_client = None
     if spec.type is PredictorType.ONNX:
         from .onnx import ONNXClient

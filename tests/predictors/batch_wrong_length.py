@@ -1,0 +1,3 @@
+class PythonPredictor:
+    def predict(self, payload):
+        return payload[:-1]

@@ -1,0 +1,3 @@
+class PythonPredictor:
+    def predict(self, payload):
+        return f"{type(payload).__name__}:{payload.upper()}"
