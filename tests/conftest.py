@@ -94,9 +94,7 @@ class Runtime:
         return int(self.process.returncode)
 
 
-def make_project(
-    directory: Path, predictor: str, yaml: str | None = None, files: dict[str, str] | None = None
-) -> Path:
+def make_project(directory: Path, predictor: str, yaml: str | None = None, files: dict[str, str] | None = None) -> Path:
     """A project dir with `tests/predictors/<predictor>.py` as predictor.py, an optional yaml and extra files."""
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(PREDICTORS / f"{predictor}.py", directory / "predictor.py")

@@ -48,7 +48,7 @@ class App:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
-            if method == "POST" and (path == "/" or path == "/predict"):
+            if method == "POST" and path in {"/", "/predict"}:
                 await self._predict(scope, receive, send)
                 return
             route = self._gets.get(path)
@@ -71,7 +71,9 @@ class App:
         assert settings is not None and replica.scheduler is not None
         started = time.perf_counter()
         if replica.in_flight >= settings.max_concurrency:
-            outcome = error_outcome(503, f"too many requests: this replica is at its limit of {settings.max_concurrency}")
+            outcome = error_outcome(
+                503, f"too many requests: this replica is at its limit of {settings.max_concurrency}"
+            )
             await _respond(send, *outcome, closing=self._closing())
             replica.metrics.record(503, time.perf_counter() - started)
             return
@@ -96,7 +98,9 @@ class App:
                 request_id = value.decode("latin-1")[:128]
         request_id = request_id or os.urandom(8).hex()
         if length > self.max_payload:
-            return error_outcome(413, f"payload of {length} bytes exceeds the limit of {self.max_payload} bytes", request_id)
+            return error_outcome(
+                413, f"payload of {length} bytes exceeds the limit of {self.max_payload} bytes", request_id
+            )
         try:
             body = await self._read_body(receive)
         except _TooLarge:
@@ -152,7 +156,9 @@ class App:
         if api is not None:
             body.update(api=api.name, predictor={"type": api.predictor.type.value, "path": api.predictor.path})
         if settings is not None:
-            body.update(processes=settings.processes, threads=settings.threads, max_replica_concurrency=settings.max_concurrency)
+            body.update(
+                processes=settings.processes, threads=settings.threads, max_replica_concurrency=settings.max_concurrency
+            )
         body.update(replica.info)
         if replica.error:
             body["error"] = replica.error
@@ -174,7 +180,9 @@ class App:
                 return
 
 
-async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, closing: bool = False) -> None:
+async def _respond(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, closing: bool = False
+) -> None:
     headers = [*headers, (b"content-length", str(len(body)).encode())]
     if closing:
         headers.append(_CLOSE)
@@ -184,4 +192,3 @@ async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], 
 
 def _reason(replica: Replica) -> str:
     return replica.error or replica.phase.value
-

@@ -54,10 +54,14 @@ class Batcher:
         job.add_done_callback(lambda done: _fan_out(done, items, futures))
 
 
-def _fan_out(done: asyncio.Future[list[Outcome]], items: list[Invocation], futures: list[asyncio.Future[Outcome]]) -> None:
+def _fan_out(
+    done: asyncio.Future[list[Outcome]], items: list[Invocation], futures: list[asyncio.Future[Outcome]]
+) -> None:
     outcomes = done.result()
     if len(outcomes) != len(futures):  # cannot happen unless the handler has a bug; never hang a client
-        outcomes = [error_outcome(500, "internal error: batch answered with the wrong size", i.request_id) for i in items]
+        outcomes = [
+            error_outcome(500, "internal error: batch answered with the wrong size", i.request_id) for i in items
+        ]
     for future, outcome in zip(futures, outcomes, strict=True):
         if not future.done():
             future.set_result(outcome)

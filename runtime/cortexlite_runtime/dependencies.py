@@ -116,7 +116,9 @@ def _create_venv(venv: Path, requirements: Path) -> None:
     _log_output("pip", result.stdout + result.stderr)
     if result.returncode != 0:
         shutil.rmtree(venv, ignore_errors=True)
-        raise DependencyError(f"pip install -r requirements.txt failed (exit code {result.returncode}):\n{_tail(result)}")
+        raise DependencyError(
+            f"pip install -r requirements.txt failed (exit code {result.returncode}):\n{_tail(result)}"
+        )
 
 
 def _cache_root(cache_dir: Path | None) -> Path | None:

@@ -132,9 +132,7 @@ class ThreadWorker:
         self._handler = handler
         self._queue: SimpleQueue[Job | None] = SimpleQueue()
         self._inbox = Inbox(scheduler.loop, self._finished)
-        self._threads = [
-            threading.Thread(target=self._serve, name=f"predict-{i}", daemon=True) for i in range(threads)
-        ]
+        self._threads = [threading.Thread(target=self._serve, name=f"predict-{i}", daemon=True) for i in range(threads)]
         for thread in self._threads:
             thread.start()
 

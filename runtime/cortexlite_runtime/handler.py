@@ -92,7 +92,10 @@ class Handler:
             return [error_outcome(500, f"predict failed: {describe_exception(exc)}", rid) for rid in ids]
         if not isinstance(results, list | tuple) or len(results) != size:
             got = f"a list of {len(results)}" if isinstance(results, list | tuple) else type(results).__name__
-            message = f"with server_side_batching, predict must return a list of {size} predictions for a batch of {size} (got {got})"
+            message = (
+                f"with server_side_batching, predict must return a list of {size} predictions "
+                f"for a batch of {size} (got {got})"
+            )
             logger.error(message)
             return [error_outcome(500, message, rid) for rid in ids]
         return [_encode(result, rid) for result, rid in zip(results, ids, strict=True)]

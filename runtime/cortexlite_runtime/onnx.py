@@ -69,7 +69,9 @@ class ONNXClient:
         while array.ndim < expected:  # a flat list for a [None, n] input is one row
             array = self._np.expand_dims(array, 0)
         if array.ndim != expected:
-            raise ValueError(f"input {spec.name!r} expects {expected} dimensions {spec.shape}, got shape {list(array.shape)}")
+            raise ValueError(
+                f"input {spec.name!r} expects {expected} dimensions {spec.shape}, got shape {list(array.shape)}"
+            )
         return array
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
@@ -65,7 +65,7 @@ def decode_payload(body: bytes, content_type: str) -> Any:
             raise BadPayload(f"invalid JSON: {exc}") from None
     if media.startswith("text/"):
         return body.decode(_charset(content_type), errors="replace")
-    if media == "application/x-www-form-urlencoded" or media == "multipart/form-data":
+    if media in {"application/x-www-form-urlencoded", "multipart/form-data"}:
         return _parse_form(body, content_type)
     if not media:
         try:
@@ -179,7 +179,7 @@ def _render_response(response: Response) -> Outcome:
         await asyncio.sleep(3600)
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal status, headers
         if message["type"] == "http.response.start":
             status = message["status"]

@@ -52,7 +52,11 @@ def load_predictor(project_dir: Path, spec: PredictorSpec, model_path: Path | No
     predict_args = matched_arguments(predict, PREDICT_ARGUMENTS, "predict", skip_self=True)
 
     allowed = ("config", "onnx_client", "model_path") if spec.type is PredictorType.ONNX else ("config", "model_path")
-    init_args = () if cls.__init__ is object.__init__ else matched_arguments(cls.__init__, allowed, "__init__", skip_self=True)
+    # The class's own constructor; object's (no user __init__) takes no arguments.
+    constructor = next(vars(base)["__init__"] for base in cls.__mro__ if "__init__" in vars(base))
+    init_args = (
+        () if constructor is object.__init__ else matched_arguments(constructor, allowed, "__init__", skip_self=True)
+    )
     onnx_client = None
     if spec.type is PredictorType.ONNX:
         from .onnx import ONNXClient

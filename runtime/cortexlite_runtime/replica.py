@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from .specfile import find_spec_file, load_api_specs, load_resolved_spec, select
 __all__ = ["Phase", "Replica", "Settings", "resolve_api"]
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     STARTING = "starting"
     INSTALLING = "installing dependencies"
     LOADING = "loading predictor"
@@ -97,7 +97,9 @@ class Replica:
         if not config.project_dir.is_dir():
             raise SpecError(f"project directory {config.project_dir} does not exist (CORTEX_PROJECT_DIR)")
         if config.cortex_version:
-            logger.info("CORTEX_VERSION={} (accepted; cortexlite serves any Cortex version's predictors)", config.cortex_version)
+            logger.info(
+                "CORTEX_VERSION={} (accepted; cortexlite serves any Cortex version's predictors)", config.cortex_version
+            )
         api = await asyncio.to_thread(resolve_api, config)
         self.api = api
         self.settings = _settings(config, api)
@@ -171,7 +173,11 @@ class Replica:
                 self._fail(f"predictor process {worker.index}: {message}")
 
         for index in range(self.settings.processes):
-            scheduler.workers.append(ProcessWorker(scheduler, plan, self.settings.threads, index, on_ready, on_failed))
+            scheduler.workers.append(
+                ProcessWorker(
+                    scheduler, plan, threads=self.settings.threads, index=index, on_ready=on_ready, on_failed=on_failed
+                )
+            )
         self.scheduler = scheduler
         await ready
 
@@ -190,15 +196,17 @@ def resolve_api(config: RuntimeConfig) -> ApiSpec:
         return select_api(load_api_specs(spec_file), config.api_name, spec_file.name)
     if (config.project_dir / "predictor.py").is_file():
         return ApiSpec(name=config.api_name or "api")
-    raise SpecError(
-        f"nothing to serve in {config.project_dir}: expected cortexlite.yaml, cortex.yaml or predictor.py"
-    )
+    raise SpecError(f"nothing to serve in {config.project_dir}: expected cortexlite.yaml, cortex.yaml or predictor.py")
 
 
 def _settings(config: RuntimeConfig, api: ApiSpec) -> Settings:
     processes = config.processes or api.predictor.processes_per_replica
     threads = config.threads or api.predictor.threads_per_process
-    spec_cap = api.autoscaling.max_replica_concurrency if "max_replica_concurrency" in api.autoscaling.model_fields_set else None
+    spec_cap = (
+        api.autoscaling.max_replica_concurrency
+        if "max_replica_concurrency" in api.autoscaling.model_fields_set
+        else None
+    )
     return Settings(processes, threads, config.resolve_concurrency_cap(processes, spec_cap))
 
 

@@ -83,8 +83,6 @@ def main() -> None:
         print(f"cortexlite-serve: {exc}", file=sys.stderr)
         sys.exit(2)
     configure_logging(config.log_format, config.log_level)
-    logger.info(
-        "cortexlite-runtime {} serving {} on {}:{}", __version__, config.project_dir, config.host, config.port
-    )
+    logger.info("cortexlite-runtime {} serving {} on {}:{}", __version__, config.project_dir, config.host, config.port)
     serve(config)
     sys.exit(0)

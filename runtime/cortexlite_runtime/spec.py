@@ -11,7 +11,7 @@ spellings are mapped here so that Cortex projects run unchanged:
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -28,10 +28,10 @@ __all__ = [
     "ResolvedSpec",
 ]
 
-RESOLVED_SPEC_VERSION = 1
+RESOLVED_SPEC_VERSION: Literal[1] = 1
 
 
-class PredictorType(str, Enum):
+class PredictorType(StrEnum):
     PYTHON = "python"
     ONNX = "onnx"
 

@@ -35,6 +35,7 @@ class ProcessWorker:
         self,
         scheduler: Scheduler,
         plan: LoadPlan,
+        *,
         threads: int,
         index: int,
         on_ready: ReadyCallback,
@@ -99,7 +100,9 @@ class ProcessWorker:
     def _replace(self) -> None:
         self._process.join(1)
         code = self._process.exitcode
-        logger.error("predictor process {} (pid {}) exited with code {}; starting a new one", self.index, self.pid, code)
+        logger.error(
+            "predictor process {} (pid {}) exited with code {}; starting a new one", self.index, self.pid, code
+        )
         self.free = 0
         lost, self._jobs = self._jobs, {}
         message = f"the predictor process exited (code {code}) while handling this request"
