@@ -9,6 +9,7 @@ queued) a predict request is answered 503 at once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -38,6 +39,8 @@ class App:
         self.replica = replica
         self.max_payload = replica.config.max_payload_bytes
         self._boot: asyncio.Task[None] | None = None
+        self._id_prefix = os.urandom(4).hex() + "-"  # unique per replica process; a counter after it
+        self._ids = itertools.count(1)
         self._gets: dict[str, Callable[[], tuple[int, list[tuple[bytes, bytes]], bytes]]] = {
             "/": self._summary,
             "/healthz": self._healthz,
@@ -96,7 +99,7 @@ class App:
                 length = int(value) if value.isdigit() else 0
             elif name == b"x-request-id":
                 request_id = value.decode("latin-1")[:128]
-        request_id = request_id or os.urandom(8).hex()
+        request_id = request_id or f"{self._id_prefix}{next(self._ids):x}"
         if length > self.max_payload:
             return error_outcome(
                 413, f"payload of {length} bytes exceeds the limit of {self.max_payload} bytes", request_id

@@ -96,7 +96,7 @@ def encode_prediction(result: Any) -> Outcome:
 
 
 def json_bytes(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_to_json).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def error_outcome(status: int, message: str, request_id: str | None = None) -> Outcome:
@@ -121,6 +121,10 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, Mapping):  # e.g. starlette's FormData
         return dict(value)
     raise TypeError(f"predict returned a {type(value).__name__}, which is not JSON serializable")
+
+
+# One encoder for every response: json.dumps would build a new one per call for these options.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_to_json)
 
 
 def _charset(content_type: str) -> str:

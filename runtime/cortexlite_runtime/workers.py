@@ -54,6 +54,10 @@ class ProcessWorker:
         self._spawn()
 
     @property
+    def running(self) -> int:
+        return sum(len(job.invocations) for job in self._jobs.values())
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid
 
