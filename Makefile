@@ -41,8 +41,11 @@ test-only:
 bench: install system
 	$(BIN)/python -m bench
 
+# The host's CA bundle goes into the image explicitly (pip in containers may need it to reach an index);
+# `make image CA_CERT=` builds without one.
+CA_CERT ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 image: install base-image
-	$(BIN)/cortexlite image build --base-image $(BASE_IMAGE)
+	$(BIN)/cortexlite image build --base-image $(BASE_IMAGE) $(if $(CA_CERT),--ca-cert $(CA_CERT))
 
 up: install
 	bash scripts/up.sh

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from cortexlite import __version__
+from cortexlite.cli import image
 from cortexlite.errors import CortexliteError
 
 __all__ = ["app", "main"]
@@ -18,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(image.app, name="image")
 
 
 @app.callback()

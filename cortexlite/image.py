@@ -1,0 +1,272 @@
+"""Building the runtime image: `cortexlite/runtime:<hash12>`, content-addressed.
+
+The tag hashes everything the image is made of: the runtime's files, the Dockerfile, the base
+image's id and the build options. So an image with that tag is reused as is, and a changed input
+(a source edit, a re-pulled base, another CA) always gives a new tag: a stale image is never reused.
+Only versions that an index resolves at build time are outside the hash.
+
+The image installs only `cortexlite-runtime[onnx]`: its wheel is made on the host (see
+`runtime_wheel`), its dependencies come from the index or the wheelhouse, in a layer of their own
+so that a runtime source change rebuilds in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import tarfile
+import tempfile
+from collections import deque
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from cortexlite.backends.docker import DockerEngine, LogSink
+from cortexlite.errors import ConfigError, DockerError, ImageBuildError
+from cortexlite.runtime_wheel import RuntimeSource, build_wheel, file_digest, find_runtime_source, wheel_requirements
+
+__all__ = [
+    "DEFAULT_BASE_IMAGE",
+    "EXTRAS",
+    "LOCAL_BASE_IMAGE",
+    "RUNTIME_REPOSITORY",
+    "ImageOptions",
+    "ImageRef",
+    "build_args",
+    "build_runtime_image",
+    "context_layout",
+    "make_base_image",
+    "runtime_image_tag",
+    "tag_inputs",
+]
+
+DEFAULT_BASE_IMAGE = "python:3.11-slim"
+LOCAL_BASE_IMAGE = "cortexlite/base:bookworm"
+RUNTIME_REPOSITORY = "cortexlite/runtime"
+EXTRAS = ("onnx",)
+# Bump when the way an image is made changes outside the hashed files (this module's logic).
+_RECIPE = "1"
+_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How to build; `base_image=None` means python:3.11-slim when pullable, else the local base."""
+
+    base_image: str | None = None
+    pip_index_url: str | None = None
+    ca_cert: Path | None = None
+    wheelhouse: Path | None = None
+    docker_host: str | None = None
+    pull_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    tag: str
+    image_id: str
+    base_image: str
+    base_image_id: str
+    built: bool  # False: an image with this content hash existed and was reused
+
+
+def build_runtime_image(options: ImageOptions, on_log: LogSink | None = None) -> ImageRef:
+    """Build (or reuse) the runtime image for `options`; return its content-addressed tag."""
+    log = on_log or _ignore
+    _check_options(options)
+    source = find_runtime_source()
+    with DockerEngine.from_env(options.docker_host) as engine, _packaged("Dockerfile") as dockerfile:
+        engine.ping()
+        base, base_id = _resolve_base(engine, options, log)
+        args = build_args(base, options)
+        inputs = tag_inputs(source.digests(), file_digest(dockerfile), base_id, args, _option_digests(options))
+        tag = runtime_image_tag(inputs)
+        existing = engine.image_id(tag)
+        if existing is not None:
+            log(f"{tag} is up to date (base {base})")
+            return ImageRef(tag, existing, base, base_id, built=False)
+        log(f"building {tag} from {base}")
+        with tempfile.TemporaryDirectory(prefix="cortexlite-image-") as scratch:
+            context = _write_context(Path(scratch), source, dockerfile, options)
+            labels = {"cortexlite.image": "runtime", "cortexlite.base-image": base}
+            image_id = engine.build(context, tag, args, labels=labels, on_log=log)
+    return ImageRef(tag, image_id, base, base_id, built=True)
+
+
+# --- pure decisions -------------------------------------------------------------------------------
+
+
+def build_args(base_image: str, options: ImageOptions) -> dict[str, str]:
+    """The Dockerfile's build arguments (see its header)."""
+    args = {
+        "BASE_IMAGE": base_image,
+        "CORTEXLITE_CA": "ca" if options.ca_cert is not None else "no-ca",
+        "CORTEXLITE_WHEELHOUSE": "1" if options.wheelhouse is not None else "0",
+    }
+    if options.pip_index_url:
+        args["PIP_INDEX_URL"] = options.pip_index_url
+    return args
+
+
+def tag_inputs(
+    runtime_files: Mapping[str, str],
+    dockerfile_digest: str,
+    base_image_id: str,
+    args: Mapping[str, str],
+    option_files: Mapping[str, str],
+) -> dict[str, str]:
+    """Named digests the tag hashes. The base counts by id: one image under two names is one input."""
+    inputs = {f"runtime/{name}": digest for name, digest in runtime_files.items()}
+    inputs |= {f"arg/{name}": value for name, value in args.items() if name != "BASE_IMAGE"}
+    inputs |= {f"option/{name}": digest for name, digest in option_files.items()}
+    return inputs | {"recipe": _RECIPE, "dockerfile": dockerfile_digest, "base-image-id": base_image_id}
+
+
+def runtime_image_tag(inputs: Mapping[str, str]) -> str:
+    """`cortexlite/runtime:<12 hex>` over the sorted (name, digest) pairs."""
+    sha = hashlib.sha256()
+    for name in sorted(inputs):
+        sha.update(f"{name}\0{inputs[name]}\n".encode())
+    return f"{RUNTIME_REPOSITORY}:{sha.hexdigest()[:12]}"
+
+
+def context_layout(
+    dockerfile: Path, wheel: Path, requirements: Sequence[str], ca_cert: Path | None, wheelhouse: Sequence[Path]
+) -> dict[str, Path | bytes]:
+    """Build-context path -> a host file or the bytes to write (see the Dockerfile's header)."""
+    layout: dict[str, Path | bytes] = {
+        "Dockerfile": dockerfile,
+        "cortexlite/deps/requirements.txt": "".join(f"{line}\n" for line in requirements).encode(),
+        # Always present, so the Dockerfile needs no conditional COPY: empty means "no CA".
+        "cortexlite/deps/ca.crt": ca_cert if ca_cert is not None else b"",
+        f"cortexlite/wheels/{wheel.name}": wheel,
+    }
+    return layout | {f"cortexlite/deps/wheelhouse/{path.name}": path for path in wheelhouse}
+
+
+# --- base images ----------------------------------------------------------------------------------
+
+
+def _resolve_base(engine: DockerEngine, options: ImageOptions, log: LogSink) -> tuple[str, str]:
+    if options.base_image is not None:
+        return options.base_image, _ensure_image(engine, options.base_image, options, log)
+    if engine.try_pull(DEFAULT_BASE_IMAGE, options.pull_timeout):
+        return DEFAULT_BASE_IMAGE, _require_id(engine, DEFAULT_BASE_IMAGE)
+    cached = engine.image_id(DEFAULT_BASE_IMAGE)
+    if cached is not None:
+        log(f"{DEFAULT_BASE_IMAGE} cannot be pulled; using the copy the engine has")
+        return DEFAULT_BASE_IMAGE, cached
+    log(f"{DEFAULT_BASE_IMAGE} cannot be pulled; using the registry-less base {LOCAL_BASE_IMAGE}")
+    return LOCAL_BASE_IMAGE, _ensure_image(engine, LOCAL_BASE_IMAGE, options, log)
+
+
+def _ensure_image(engine: DockerEngine, ref: str, options: ImageOptions, log: LogSink) -> str:
+    """The id of `ref`: present, pulled, or (for the registry-less base) made from the Debian mirror."""
+    found = engine.image_id(ref)
+    if found is not None:
+        return found
+    if ref == LOCAL_BASE_IMAGE:
+        make_base_image(ref, options.docker_host, log)
+    else:
+        try:
+            engine.pull(ref, options.pull_timeout)
+        except DockerError as exc:
+            raise ImageBuildError(f"base image {ref} is not on the Docker engine and cannot be pulled: {exc}") from exc
+    return _require_id(engine, ref)
+
+
+def _require_id(engine: DockerEngine, ref: str) -> str:
+    found = engine.image_id(ref)
+    if found is None:
+        raise ImageBuildError(f"image {ref} vanished from the Docker engine during the build")
+    return found
+
+
+def make_base_image(tag: str, docker_host: str | None = None, on_log: LogSink | None = None) -> None:
+    """Run the packaged make-base-image.sh (debootstrap -> docker import); needs root and a Debian mirror."""
+    arguments = ["--tag", tag] + (["--docker-host", docker_host] if docker_host else [])
+    with _packaged("make-base-image.sh") as script:
+        _run_streaming(["bash", str(script), *arguments], f"making the base image {tag}", on_log or _ignore)
+
+
+# --- the build context ----------------------------------------------------------------------------
+
+
+def _check_options(options: ImageOptions) -> None:
+    if options.ca_cert is not None and not options.ca_cert.is_file():
+        raise ConfigError(f"CA bundle {options.ca_cert}: no such file")
+    if options.wheelhouse is not None and not options.wheelhouse.is_dir():
+        raise ConfigError(f"wheelhouse {options.wheelhouse}: no such directory")
+    if options.wheelhouse is not None and options.pip_index_url:
+        raise ConfigError("a wheelhouse installs with --no-index: give a wheelhouse or a pip index URL, not both")
+
+
+def _option_digests(options: ImageOptions) -> dict[str, str]:
+    digests = {"ca.crt": file_digest(options.ca_cert)} if options.ca_cert is not None else {}
+    return digests | {f"wheelhouse/{path.name}": file_digest(path) for path in _wheelhouse_files(options.wheelhouse)}
+
+
+def _wheelhouse_files(wheelhouse: Path | None) -> list[Path]:
+    if wheelhouse is None:
+        return []
+    return sorted(path for path in wheelhouse.iterdir() if path.is_file())
+
+
+def _write_context(work: Path, source: RuntimeSource, dockerfile: Path, options: ImageOptions) -> Path:
+    """The build context as an uncompressed tar in `work`."""
+    wheel = build_wheel(
+        source, work / "wheels", index_url=options.pip_index_url, find_links=options.wheelhouse, cert=options.ca_cert
+    )
+    requirements = wheel_requirements(wheel, EXTRAS)
+    layout = context_layout(dockerfile, wheel, requirements, options.ca_cert, _wheelhouse_files(options.wheelhouse))
+    context = work / "context.tar"
+    _write_tar(layout, context)
+    return context
+
+
+def _write_tar(layout: Mapping[str, Path | bytes], target: Path) -> None:
+    with tarfile.open(target, "w") as tar:
+        for name, content in layout.items():
+            if isinstance(content, Path):
+                tar.add(content, arcname=name, recursive=False, filter=_fixed_metadata)
+            else:
+                info = _fixed_metadata(tarfile.TarInfo(name))
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+
+
+def _fixed_metadata(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    # Same content, same tar entry: the classic builder's COPY cache then holds across builds.
+    info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = 0, 0o644, 0, 0, "", ""
+    return info
+
+
+def _run_streaming(command: Sequence[str], what: str, log: LogSink) -> None:
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
+    try:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, errors="replace",
+        )  # fmt: skip
+    except OSError as exc:
+        raise ImageBuildError(f"{what}: cannot run {command[0]}: {exc.strerror or exc}") from exc
+    with process:
+        for line in process.stdout or ():
+            if line.strip():
+                tail.append(line.rstrip())
+                log(line.rstrip())
+    if process.returncode != 0:
+        lines = "\n".join(f"  {line}" for line in tail) or "  (no output)"
+        raise ImageBuildError(f"{what} failed (exit code {process.returncode}); last lines:\n{lines}")
+
+
+def _packaged(name: str) -> AbstractContextManager[Path]:
+    # Package data, so an installed cortexlite-runtime wheel carries the Dockerfile and the base script.
+    return resources.as_file(resources.files("cortexlite_runtime") / "docker" / name)
+
+
+def _ignore(_line: str) -> None:
+    return None
