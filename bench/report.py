@@ -9,7 +9,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from .suite import BATCH_OFF, BATCH_ON, CEILING, RUNTIME, Results
+from .suite import BATCH_OFF, BATCH_ON, CEILING, RUNTIME, THREADED, Results
 
 __all__ = ["Figures", "figures", "render_markdown", "to_json", "write_results"]
 
@@ -83,6 +83,8 @@ def render_markdown(results: Results) -> str:
         "",
         *_latency_table(summary["latency"], max(settings.connections)),
         "",
+        *_threaded_table(summary["latency"]),
+        "",
         *_batching_table(summary["batching"], settings.batch_connections),
         "",
         *_memory_table(summary["memory"]),
@@ -117,7 +119,16 @@ def write_results(results: Results, directory: Path) -> list[Path]:
 def _latency_row(results: Results, connections: int) -> dict[str, Any]:
     ceiling = figures(results, "latency", CEILING, connections)
     runtime = figures(results, "latency", RUNTIME, connections)
-    row: dict[str, Any] = {"connections": connections, CEILING: _asdict(ceiling), RUNTIME: _asdict(runtime)}
+    threaded = figures(results, "latency", THREADED, connections)
+    row: dict[str, Any] = {
+        "connections": connections,
+        CEILING: _asdict(ceiling),
+        RUNTIME: _asdict(runtime),
+        THREADED: _asdict(threaded),
+    }
+    if ceiling and threaded:
+        row["threaded_rps_ratio"] = _ratio(threaded.requests_per_second, ceiling.requests_per_second)
+        row["threaded_p99_ratio"] = _ratio(threaded.p99_ms, ceiling.p99_ms)
     if ceiling and runtime:
         row["rps_ratio"] = _ratio(runtime.requests_per_second, ceiling.requests_per_second)
         row["p99_ratio"] = _ratio(runtime.p99_ms, ceiling.p99_ms)
@@ -205,6 +216,30 @@ def _latency_line(row: dict[str, Any], c: dict[str, Any], r: dict[str, Any], *, 
         _verdict(p99_ratio, TARGET_P99_RATIO, at_least=False),
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def _threaded_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "## The hop's cost: runtime with predict always on its thread (`CORTEXLITE_INLINE_PREDICT_LIMIT=0`)",
+        "",
+        "The runtime above runs a predictor proven fast (100 calls in a row under 5 ms) on the event loop;",
+        "this server never does, so every request crosses to the predict thread and back.",
+        "",
+        "| conns | threaded req/s | ratio to ceiling | threaded p50 ms | threaded p99 ms | p99 ratio |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        t = row[THREADED] or {}
+        cells = [
+            str(row["connections"]),
+            _num(t.get("requests_per_second"), 0),
+            _num(row.get("threaded_rps_ratio")),
+            _num(t.get("p50_ms")),
+            _num(t.get("p99_ms")),
+            _num(row.get("threaded_p99_ratio")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _batching_table(batching: dict[str, Any], connections: int) -> list[str]:

@@ -77,7 +77,9 @@ def ceiling_spec(name: str, project: Path) -> ServerSpec:
     return ServerSpec(name, (sys.executable, "-m", "bench.ceiling"), env, port)
 
 
-def runtime_spec(name: str, project: Path, processes: int = 1, threads: int = 1) -> ServerSpec:
+def runtime_spec(
+    name: str, project: Path, processes: int = 1, threads: int = 1, extra_env: Mapping[str, str] | None = None
+) -> ServerSpec:
     port = free_port()
     env = {
         "CORTEX_PROJECT_DIR": str(project),
@@ -89,6 +91,7 @@ def runtime_spec(name: str, project: Path, processes: int = 1, threads: int = 1)
         # Stop at once when the benchmark is done with it; draining is not what is measured.
         "CORTEX_SHUTDOWN_DELAY": "0",
         "CORTEX_GRACE_PERIOD": "1",
+        **(extra_env or {}),
     }
     return ServerSpec(name, (str(_VENV_BIN / "cortexlite-serve"),), env, port)
 

@@ -27,6 +27,7 @@ __all__ = [
     "BATCH_ON",
     "CEILING",
     "RUNTIME",
+    "THREADED",
     "BenchSettings",
     "Results",
     "Sample",
@@ -35,6 +36,8 @@ __all__ = [
 
 CEILING = "ceiling"
 RUNTIME = "runtime"
+# The runtime with predict always handed to its thread: what the hop costs without the inline path.
+THREADED = "runtime threaded"
 BATCH_OFF = "batching off"
 BATCH_ON = "batching on"
 
@@ -105,7 +108,12 @@ class _Runner:
     def latency_round(self, index: int) -> None:
         """Both servers up at once; for each connection count, ceiling then runtime, back to back."""
         iris = PROJECTS / "iris"
-        with running([ceiling_spec(CEILING, iris), runtime_spec(RUNTIME, iris)], self.workdir) as servers:
+        specs = [
+            ceiling_spec(CEILING, iris),
+            runtime_spec(RUNTIME, iris),
+            runtime_spec(THREADED, iris, extra_env={"CORTEXLITE_INLINE_PREDICT_LIMIT": "0"}),
+        ]
+        with running(specs, self.workdir) as servers:
             self._idle_memory(servers)
             self._warm_up(servers)
             for connections in self.settings.connections:

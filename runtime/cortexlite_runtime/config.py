@@ -40,6 +40,7 @@ class RuntimeConfig:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     log_format: str = "auto"
     log_level: str = "INFO"
+    inline_predict_limit: float = 0.005
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeConfig:
@@ -65,6 +66,7 @@ class RuntimeConfig:
             max_payload_bytes=env.integer("CORTEX_MAX_PAYLOAD_BYTES") or DEFAULT_MAX_PAYLOAD_BYTES,
             log_format=env.choice("CORTEXLITE_LOG_FORMAT", ("auto", "json", "pretty")) or "auto",
             log_level=(env.text("CORTEXLITE_LOG_LEVEL") or "INFO").upper(),
+            inline_predict_limit=env.seconds("CORTEXLITE_INLINE_PREDICT_LIMIT", 0.005),
         )
 
     def resolve_concurrency_cap(self, processes: int, spec_cap: int | None) -> int:

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from queue import SimpleQueue
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 from loguru import logger
 
 from .handler import Handler
+from .inline import InlinePolicy
 from .payload import Invocation, Outcome, error_outcome
 
 __all__ = ["Inbox", "Job", "Scheduler", "ThreadWorker", "Worker"]
@@ -134,9 +136,13 @@ class ThreadWorker:
     sleeps between requests and the loop is woken once per burst of completions.
     """
 
-    def __init__(self, scheduler: Scheduler, handler: Handler, threads: int) -> None:
+    def __init__(
+        self, scheduler: Scheduler, handler: Handler, threads: int, inline: InlinePolicy | None = None
+    ) -> None:
         self.capacity = threads
         self.free = sys.maxsize
+        self._inline = inline
+        self._outstanding = 0  # jobs handed to the threads and not yet finished
         self._busy = [0] * threads  # requests running on each thread; each thread writes only its own
         self._scheduler = scheduler
         self._handler = handler
@@ -153,7 +159,18 @@ class ThreadWorker:
         return sum(self._busy)
 
     def send(self, job: Job) -> None:
+        inline = self._inline
+        if inline is not None and inline.allowed and self._outstanding == 0:
+            self._run_inline(job, inline)
+            return
+        self._outstanding += 1
         self._queue.put(job)
+
+    def _run_inline(self, job: Job, inline: InlinePolicy) -> None:
+        started = time.perf_counter()
+        outcomes = _run(self._handler, job)
+        inline.observe(time.perf_counter() - started, inline=True)
+        self._scheduler.complete(self, job, outcomes)
 
     def close(self, timeout: float) -> None:
         for _ in self._threads:
@@ -165,13 +182,22 @@ class ThreadWorker:
         handler, queue, inbox, busy = self._handler, self._queue, self._inbox, self._busy
         while (job := queue.get()) is not None:
             busy[index] = len(job.invocations)
-            try:
-                outcomes = handler.run(job.invocations)
-            except BaseException as exc:  # the handler catches user errors; this is a bug of ours
-                logger.opt(exception=exc).error("internal error while predicting")
-                outcomes = [error_outcome(500, f"internal error: {exc}", i.request_id) for i in job.invocations]
+            started = time.perf_counter()
+            outcomes = _run(handler, job)
             busy[index] = 0
-            inbox.put((job, outcomes))
+            inbox.put((job, outcomes, time.perf_counter() - started))
 
-    def _finished(self, item: tuple[Job, list[Outcome]]) -> None:
-        self._scheduler.complete(self, item[0], item[1])
+    def _finished(self, item: tuple[Job, list[Outcome], float]) -> None:
+        job, outcomes, seconds = item
+        self._outstanding -= 1
+        if self._inline is not None:
+            self._inline.observe(seconds, inline=False)
+        self._scheduler.complete(self, job, outcomes)
+
+
+def _run(handler: Handler, job: Job) -> list[Outcome]:
+    try:
+        return handler.run(job.invocations)
+    except BaseException as exc:  # the handler catches user errors; this is a bug of ours (or SystemExit)
+        logger.opt(exception=exc).error("internal error while predicting")
+        return [error_outcome(500, f"internal error: {exc!r}", i.request_id) for i in job.invocations]

@@ -20,6 +20,7 @@ from .config import RuntimeConfig
 from .dependencies import apply_dotenv, install_requirements, run_dependencies_sh
 from .errors import CortexliteError, PredictorError, SpecError
 from .executor import Scheduler, ThreadWorker
+from .inline import InlinePolicy
 from .loader import LoadPlan, build_handler, describe_handler
 from .metrics import Metrics
 from .spec import ApiSpec, PredictorSpec
@@ -141,7 +142,10 @@ class Replica:
         if self.settings.processes == 1:
             handler = await asyncio.to_thread(build_handler, plan)
             self.info = describe_handler(handler)
-            scheduler.workers.append(ThreadWorker(scheduler, handler, self.settings.threads))
+            inline = None
+            if self.settings.threads == 1 and plan.predictor.server_side_batching is None:
+                inline = InlinePolicy(self.config.inline_predict_limit)
+            scheduler.workers.append(ThreadWorker(scheduler, handler, self.settings.threads, inline))
         else:
             await self._start_processes(scheduler, plan)
         batching = plan.predictor.server_side_batching

@@ -66,6 +66,7 @@ def serve(config: RuntimeConfig) -> None:
         access_log=False,
         log_config=None,
         server_header=False,
+        proxy_headers=False,  # replicas sit behind the gateway; nothing here reads client addresses
         timeout_graceful_shutdown=int(config.grace_period) or 1,
     )
     server = _Server(uv_config, replica, config.shutdown_delay)

@@ -9,5 +9,9 @@ class PythonPredictor:
         self.marker = Path(os.environ["MARKER_FILE"]).read_text().strip()
 
     def predict(self, payload):
-        return {"marker": self.marker, "greeting": os.environ.get("GREETING"), "helper": helper.NAME,
-                "spec_env": os.environ.get("FROM_SPEC")}
+        return {
+            "marker": self.marker,
+            "greeting": os.environ.get("GREETING"),
+            "helper": helper.NAME,
+            "spec_env": os.environ.get("FROM_SPEC"),
+        }

@@ -169,3 +169,36 @@ def test_batching_across_processes(tmp_path: Path, start_runtime: StartRuntime) 
     runtime = start_runtime(make_project(tmp_path / "p", "batch_size", yaml), env=env)
     results = _post_many(runtime, [{"n": i} for i in range(4)])
     assert sorted(answer.json()["batch"] for answer, _ in results) == [2, 2, 2, 2]
+
+
+def test_a_proven_fast_predictor_runs_on_the_loop(tmp_path: Path, start_runtime: StartRuntime) -> None:
+    runtime = start_runtime(make_project(tmp_path / "p", "thread_name"))
+    threads = [runtime.client.post("/", json={}).json()["thread"] for _ in range(130)]
+    assert threads[:100] == ["predict-0"] * 100, "the first calls prove the predictor on its thread"
+    assert threads[-10:] == ["MainThread"] * 10
+    slow = runtime.client.post("/", json={"seconds": 0.05}).json()["thread"]
+    assert slow == "MainThread"  # ran inline (it had proven fast), and was caught being slow
+    after = [runtime.client.post("/", json={}).json()["thread"] for _ in range(5)]
+    assert after == ["predict-0"] * 5, "a slow inline call sends the predictor back to its thread"
+
+
+def test_inline_can_be_turned_off_and_slow_predictors_never_qualify(
+    tmp_path: Path, start_runtime: StartRuntime
+) -> None:
+    off = start_runtime(make_project(tmp_path / "a", "thread_name"), env={"CORTEXLITE_INLINE_PREDICT_LIMIT": "0"})
+    assert {off.client.post("/", json={}).json()["thread"] for _ in range(120)} == {"predict-0"}
+    slow = start_runtime(make_project(tmp_path / "b", "thread_name"), env={"CORTEXLITE_INLINE_PREDICT_LIMIT": "1ms"})
+    answers = {slow.client.post("/", json={"seconds": 0.002}).json()["thread"] for _ in range(120)}
+    assert answers == {"predict-0"}
+
+
+def test_health_answers_during_a_slow_predict(tmp_path: Path, start_runtime: StartRuntime) -> None:
+    runtime = start_runtime(make_project(tmp_path / "p", "slow"))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(httpx.post, f"{runtime.url}/", json={"seconds": 2}, timeout=30)
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert runtime.client.get("/healthz").status_code == 200
+        assert runtime.client.get("/metrics").status_code == 200
+        assert time.monotonic() - started < 0.5
+        assert slow.result().status_code == 200
