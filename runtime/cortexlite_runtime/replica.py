@@ -20,6 +20,7 @@ from .config import RuntimeConfig
 from .dependencies import apply_dotenv, install_requirements, run_dependencies_sh
 from .errors import CortexliteError, PredictorError, SpecError
 from .executor import Scheduler, ThreadWorker
+from .gpu import GpuMonitor, gpu_gauges, visible_gpus
 from .inline import InlinePolicy
 from .loader import LoadPlan, build_handler, describe_handler
 from .metrics import Metrics
@@ -63,6 +64,7 @@ class Replica:
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(lambda: self.in_flight, self._queued)
+        self._gpus: GpuMonitor | None = None
 
     @property
     def ready(self) -> bool:
@@ -87,6 +89,8 @@ class Replica:
     def close(self) -> None:
         if self.scheduler is not None:
             self.scheduler.close(timeout=10)
+        if self._gpus is not None:
+            self._gpus.close()
 
     async def _boot(self) -> None:
         config = self.config
@@ -121,7 +125,17 @@ class Replica:
             log_level=config.log_level,
             log_context={"api": api.name},
         )
+        self._watch_gpus()
         await self._start_predictor(plan)
+
+    def _watch_gpus(self) -> None:
+        """GPU gauges in /metrics for the GPUs this replica sees, when there are any."""
+        monitor = GpuMonitor()
+        if not monitor.available:
+            return
+        self._gpus = monitor
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        self.metrics.extra_gauges = lambda: gpu_gauges(visible_gpus(monitor.sample(), visible))
 
     def _install(self, predictor: PredictorSpec) -> Path | None:
         project = self.config.project_dir
