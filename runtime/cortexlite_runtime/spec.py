@@ -80,6 +80,14 @@ class PredictorSpec(_Strict):
             return {k: v if isinstance(v, str) else _scalar_text(v) for k, v in value.items()}
         return value
 
+    @field_validator("env")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(key for key in value if key.startswith(("CORTEX_", "CORTEXLITE_")))
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)}: CORTEX_* and CORTEXLITE_* keys are reserved for cortexlite")
+        return value
+
     @field_validator("path")
     @classmethod
     def _python_file(cls, value: str) -> str:

@@ -89,6 +89,10 @@ def test_cortex_022_models_path_and_batching_duration(tmp_path: Path) -> None:
             "expected a duration such as 10ms, 1s or 5m (got 'soon')",
         ),
         ("- name: iris\n  predictor: {path: model.pkl}\n", "must be a .py file (got 'model.pkl')"),
+        (
+            "- name: iris\n  predictor: {env: {CORTEX_SERVING_PORT: 1, OK: 2}}\n",
+            "cortexlite.yaml: iris: predictor: env: CORTEX_SERVING_PORT: CORTEX_* and CORTEXLITE_* keys are reserved",
+        ),
         ("42\n", "cortexlite.yaml: expected a list of APIs (got a number)"),
         ("", "cortexlite.yaml: the file is empty; expected a list of APIs"),
         ("- just a string\n", "cortexlite.yaml: api #1: expected a mapping (got a string)"),
