@@ -168,20 +168,20 @@ class Replica:
         self.scheduler = scheduler
         if self.phase is Phase.LOADING:
             self.phase = Phase.READY
-            logger.info("API {} is ready", plan.predictor.path if self.api is None else self.api.name)
+            logger.info("ready")
 
     async def _start_processes(self, scheduler: Scheduler, plan: LoadPlan) -> None:
         from .workers import ProcessWorker
 
         assert self.settings is not None
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
+        processes, threads = self.settings.processes, self.settings.threads
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         started: set[int] = set()
 
         def on_ready(worker: ProcessWorker, info: dict[str, Any]) -> None:
             started.add(worker.index)
             self.info = info
-            if len(started) == self.settings.processes and not ready.done():  # type: ignore[union-attr]
+            if len(started) == processes and not ready.done():
                 ready.set_result(None)
 
         def on_failed(worker: ProcessWorker, message: str) -> None:
@@ -190,12 +190,11 @@ class Replica:
             else:
                 self._fail(f"predictor process {worker.index}: {message}")
 
-        for index in range(self.settings.processes):
-            scheduler.workers.append(
-                ProcessWorker(
-                    scheduler, plan, threads=self.settings.threads, index=index, on_ready=on_ready, on_failed=on_failed
-                )
+        for index in range(processes):
+            worker = ProcessWorker(
+                scheduler, plan, threads=threads, index=index, on_ready=on_ready, on_failed=on_failed
             )
+            scheduler.workers.append(worker)
         self.scheduler = scheduler
         await ready
 
