@@ -143,6 +143,7 @@ class ThreadWorker:
         self.free = sys.maxsize
         self._inline = inline
         self._outstanding = 0  # jobs handed to the threads and not yet finished
+        self._held: deque[Job] = deque()  # jobs for the inline path, waiting for the threads to drain
         self._busy = [0] * threads  # requests running on each thread; each thread writes only its own
         self._scheduler = scheduler
         self._handler = handler
@@ -160,9 +161,15 @@ class ThreadWorker:
 
     def send(self, job: Job) -> None:
         inline = self._inline
-        if inline is not None and inline.allowed and self._outstanding == 0:
+        if inline is None or not inline.allowed:
+            self._dispatch(job)
+        elif self._outstanding == 0 and not self._held:
             self._run_inline(job, inline)
-            return
+        else:
+            # Back on the loop, but the threads still hold jobs: wait for them, keeping the order.
+            self._held.append(job)
+
+    def _dispatch(self, job: Job) -> None:
         self._outstanding += 1
         self._queue.put(job)
 
@@ -171,6 +178,19 @@ class ThreadWorker:
         outcomes = _run(self._handler, job)
         inline.observe(time.perf_counter() - started, inline=True)
         self._scheduler.complete(self, job, outcomes)
+
+    def _release_held(self) -> None:
+        """Run one held job inline (one per loop iteration, so I/O goes on between them)."""
+        if not self._held or self._outstanding:
+            return
+        inline = self._inline
+        if inline is None or not inline.allowed:  # a slow inline call: the rest go to the threads
+            while self._held:
+                self._dispatch(self._held.popleft())
+            return
+        self._run_inline(self._held.popleft(), inline)
+        if self._held:
+            self._scheduler.loop.call_soon(self._release_held)
 
     def close(self, timeout: float) -> None:
         for _ in self._threads:
@@ -193,6 +213,8 @@ class ThreadWorker:
         if self._inline is not None:
             self._inline.observe(seconds, inline=False)
         self._scheduler.complete(self, job, outcomes)
+        if self._outstanding == 0 and self._held:
+            self._scheduler.loop.call_soon(self._release_held)
 
 
 def _run(handler: Handler, job: Job) -> list[Outcome]:
