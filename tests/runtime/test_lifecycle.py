@@ -177,3 +177,16 @@ def test_unwritable_cache_warns_and_installs_anyway(tmp_path: Path, start_runtim
     runtime.wait_ready(timeout=120)
     assert runtime.client.post("/", json={}).json()["six"] == "1.16.0"
     assert "is not writable" in runtime.logs()
+
+
+def test_python_path_is_honoured_and_must_stay_inside(tmp_path: Path, start_runtime: StartRuntime) -> None:
+    yaml = "- name: pp\n  predictor:\n    path: predictor.py\n    python_path: src\n"
+    project = make_project(tmp_path / "p", "uses_python_path", yaml)
+    (project / "src").mkdir()
+    (project / "src" / "shared_lib.py").write_text("def shout(text):\n    return text.upper() + '!'\n")
+    runtime = start_runtime(project)
+    assert runtime.client.post("/", json="hi").text == "HI!"
+
+    outside = "- name: pp\n  predictor:\n    path: predictor.py\n    python_path: ../elsewhere\n"
+    escaping = start_runtime(make_project(tmp_path / "q", "uses_python_path", outside), wait="healthy")
+    assert "python_path '../elsewhere' leaves the project" in escaping.wait_phase("failed").json()["error"]
