@@ -111,3 +111,21 @@ def test_debug_logs_payload_and_prediction(tmp_path: Path, start_runtime: StartR
     logs = runtime.logs()
     assert "payload: {'secret_marker': 1}" in logs
     assert "prediction: {'ok': True}" in logs
+
+
+def test_forms_and_streaming_still_work_once_predict_runs_on_the_loop(
+    tmp_path: Path, start_runtime: StartRuntime
+) -> None:
+    """A proven-fast 1x1 predictor runs inline on the event loop: the async helpers must cope."""
+    forms = start_runtime(make_project(tmp_path / "a", "payload_type"))
+    for _ in range(110):  # 100 fast calls prove the predictor; the rest run inline
+        assert forms.client.post("/", json=1).status_code == 200
+    assert forms.client.post("/", data={"field": "value"}).json() == {"type": "form", "value": {"field": "value"}}
+    upload = forms.client.post("/", files={"file": ("a.txt", b"contents")})
+    assert upload.json() == {"type": "form", "value": {"file": "contents"}}
+
+    streams = start_runtime(make_project(tmp_path / "b", "response_passthrough"))
+    for _ in range(110):
+        assert streams.client.post("/", json={}).status_code == 201
+    streamed = streams.client.post("/", params={"stream": "1"}, json={})
+    assert (streamed.status_code, streamed.text) == (202, "abc")
