@@ -10,6 +10,7 @@ request.
 from __future__ import annotations
 
 import asyncio
+import asyncio.events as asyncio_events
 import itertools
 import sys
 import threading
@@ -175,7 +176,14 @@ class ThreadWorker:
 
     def _run_inline(self, job: Job, inline: InlinePolicy) -> None:
         started = time.perf_counter()
-        outcomes = _run(self._handler, job)
+        # Hide the running loop, so that predict (and payload parsing) sees what it sees on its
+        # thread: no loop, and asyncio.run() works.
+        loop = asyncio_events._get_running_loop()
+        asyncio_events._set_running_loop(None)
+        try:
+            outcomes = _run(self._handler, job)
+        finally:
+            asyncio_events._set_running_loop(loop)
         inline.observe(time.perf_counter() - started, inline=True)
         self._scheduler.complete(self, job, outcomes)
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Callable, Coroutine, Mapping, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Mapping, MutableMapping
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.responses import Response
@@ -29,8 +28,6 @@ __all__ = [
     "error_outcome",
     "json_bytes",
 ]
-
-T = TypeVar("T")
 
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
@@ -162,7 +159,7 @@ def _parse_form(body: bytes, content_type: str) -> Any:
     try:
         from starlette.datastructures import FormData
 
-        return FormData(_run_async(parse))
+        return FormData(asyncio.run(parse()))
     except Exception as exc:  # a malformed form is the client's fault
         raise BadPayload(f"invalid form data: {exc}") from None
 
@@ -195,19 +192,8 @@ def _render_response(response: Response) -> Outcome:
             chunks.append(message.get("body", b""))
 
     scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "asgi": {"spec_version": "2.4"}}
-    _run_async(lambda: response(scope, receive, send))
+    asyncio.run(response(scope, receive, send))
     return Outcome(status, _without_framing(headers), b"".join(chunks))
-
-
-def _run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion from sync code, on a predict thread or inline on the event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make())
-    # Inline on the loop (a proven-fast 1x1 predictor): asyncio.run needs a thread without a loop.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="payload") as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 def _without_framing(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -129,3 +129,10 @@ def test_forms_and_streaming_still_work_once_predict_runs_on_the_loop(
         assert streams.client.post("/", json={}).status_code == 201
     streamed = streams.client.post("/", params={"stream": "1"}, json={})
     assert (streamed.status_code, streamed.text) == (202, "abc")
+
+
+def test_predict_may_run_its_own_event_loop_on_either_path(tmp_path: Path, start_runtime: StartRuntime) -> None:
+    runtime = start_runtime(make_project(tmp_path / "p", "uses_asyncio"))
+    answers = [runtime.client.post("/", json=i).json() for i in range(110)]
+    assert [a["value"] for a in answers] == [2 * i for i in range(110)]
+    assert answers[0]["thread"] == "predict-0" and answers[-1]["thread"] == "MainThread"
