@@ -63,7 +63,10 @@ class ProcessWorker:
 
     def send(self, job: Job) -> None:
         self._jobs[job.id] = job
-        self._conn.send((job.id, job.invocations))
+        try:
+            self._conn.send((job.id, job.invocations))
+        except OSError:
+            pass  # the child died; its exit, already on its way, answers every job it held
 
     def close(self, timeout: float) -> None:
         self._closing = True
