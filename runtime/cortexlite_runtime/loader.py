@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import site
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ def build_handler(plan: LoadPlan) -> Handler:
     """Put the project and its dependencies on sys.path, import the predictor and run `__init__`."""
     _extend_sys_path(plan)
     predictor = load_predictor(plan.project_dir, plan.predictor, plan.model_path)
+    # What exists now (the model, the libraries) lives as long as the process: keep it out of
+    # the collector's full scans, which otherwise stall serving for tens of milliseconds.
+    gc.collect()
+    gc.freeze()
     return Handler(predictor, batched=plan.predictor.server_side_batching is not None)
 
 
