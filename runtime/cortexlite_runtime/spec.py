@@ -11,11 +11,13 @@ spellings are mapped here so that Cortex projects run unchanged:
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from .sections import AutoscalingSpec, ComputeSpec, NetworkingSpec, UpdateStrategySpec, add_notice
 from .units import parse_duration
 
 __all__ = [
@@ -29,6 +31,8 @@ __all__ = [
 ]
 
 RESOLVED_SPEC_VERSION: Literal[1] = 1
+MAX_NAME_LENGTH = 42
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
 class PredictorType(StrEnum):
@@ -96,28 +100,30 @@ class PredictorSpec(_Strict):
         return value
 
 
-class AutoscalingSpec(BaseModel):
-    """The runtime reads only `max_replica_concurrency`; the control plane checks the rest."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    max_replica_concurrency: int = Field(default=1024, ge=1)
-
-
 class ApiSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
     kind: Literal["RealtimeAPI"] = "RealtimeAPI"
     predictor: PredictorSpec = Field(default_factory=PredictorSpec)
+    compute: ComputeSpec = Field(default_factory=ComputeSpec)
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
-    # Sections the runtime does not interpret; the control plane validates them.
-    compute: dict[str, Any] | None = None
-    networking: dict[str, Any] | None = None
-    update_strategy: dict[str, Any] | None = None
+    update_strategy: UpdateStrategySpec = Field(default_factory=UpdateStrategySpec)
+    networking: NetworkingSpec = Field(default_factory=NetworkingSpec)
+    # Cortex's prediction tracking: accepted; prediction metrics come later.
     tracker: dict[str, Any] | None = None
     monitoring: dict[str, Any] | None = None
-    endpoint: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _dns_1035(cls, value: str) -> str:
+        if len(value) > MAX_NAME_LENGTH:
+            raise ValueError(f"must be at most {MAX_NAME_LENGTH} characters (got {len(value)})")
+        if not _DNS_1035.match(value):
+            raise ValueError(
+                f"must be lower-case letters, digits and '-', start with a letter and not end with '-' (got {value!r})"
+            )
+        return value
 
     @field_validator("kind", mode="before")
     @classmethod
@@ -130,25 +136,50 @@ class ApiSpec(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _cortex_spellings(cls, data: object) -> object:
+    def _cortex_spellings(cls, data: object, info: ValidationInfo) -> object:
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        if "endpoint" in data:  # Cortex 0.15: a top-level endpoint
+            add_notice(info, "endpoint: Cortex 0.15's spelling of networking.endpoint")
+            networking = data.get("networking")
+            networking = dict(networking) if isinstance(networking, dict) else {}
+            networking.setdefault("endpoint", data.pop("endpoint"))
+            data["networking"] = networking
         predictor = data.get("predictor")
+        if predictor is None and isinstance(data.get("autoscaling"), dict):
+            predictor = {}
+        if not isinstance(predictor, dict):
+            return data
+        predictor = _map_model_keys(dict(predictor), info)
         autoscaling = data.get("autoscaling")
-        if isinstance(predictor, dict):
-            predictor = _map_model_keys(dict(predictor))
-            if isinstance(autoscaling, dict):
-                autoscaling = dict(autoscaling)
-                for old, new in (
-                    ("workers_per_replica", "processes_per_replica"),
-                    ("threads_per_worker", "threads_per_process"),
-                ):
-                    if old in autoscaling:
-                        predictor.setdefault(new, autoscaling.pop(old))
-                data["autoscaling"] = autoscaling
-            data["predictor"] = predictor
+        if isinstance(autoscaling, dict):
+            autoscaling = dict(autoscaling)
+            for old, new in (
+                ("workers_per_replica", "processes_per_replica"),
+                ("threads_per_worker", "threads_per_process"),
+            ):
+                if old in autoscaling:
+                    add_notice(info, f"autoscaling: {old}: Cortex 0.15's spelling of predictor.{new}")
+                    predictor.setdefault(new, autoscaling.pop(old))
+            data["autoscaling"] = autoscaling
+        data["predictor"] = predictor
         return data
+
+    @model_validator(mode="after")
+    def _onnx_needs_a_model(self) -> ApiSpec:
+        if self.predictor.type is PredictorType.ONNX and self.predictor.model_path is None:
+            raise ValueError("predictor: model_path: is required for an onnx predictor")
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        return self.networking.endpoint or f"/{self.name}"
+
+    @property
+    def target_replica_concurrency(self) -> float:
+        configured = self.autoscaling.target_replica_concurrency
+        return configured if configured is not None else float(self.concurrency_per_replica)
 
     @property
     def concurrency_per_replica(self) -> int:
@@ -166,15 +197,17 @@ class ResolvedSpec(BaseModel):
     project_hash: str | None = None
 
 
-def _map_model_keys(predictor: dict[str, Any]) -> dict[str, Any]:
+def _map_model_keys(predictor: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
     model = predictor.pop("model", None)
     models = predictor.pop("models", None)
     if model is not None:
+        add_notice(info, "predictor: model: Cortex 0.15's spelling of predictor.model_path")
         predictor.setdefault("model_path", model)
-    if isinstance(models, dict) and "path" in models:
+    if isinstance(models, dict) and set(models) == {"path"}:
+        add_notice(info, "predictor: models: path: Cortex 0.22's spelling of predictor.model_path")
         predictor.setdefault("model_path", models["path"])
     elif models is not None:
-        raise ValueError("models: only `models: {path: ...}` is supported")
+        raise ValueError("predictor: models: only `models: {path: ...}` is supported (one model per API)")
     return predictor
 
 

@@ -62,18 +62,41 @@ def read_yaml_list(path: Path) -> list[Any]:
     return data
 
 
-def load_api_specs(path: Path) -> list[ApiSpec]:
-    """Every API in a `cortexlite.yaml`/`cortex.yaml`, validated by the spec models."""
+def load_api_specs(path: Path, notices: list[str] | None = None) -> list[ApiSpec]:
+    """Every API in a `cortexlite.yaml`/`cortex.yaml`, validated by the spec models.
+
+    Notices (Cortex spellings mapped, Cortex keys ignored) are appended to `notices`, each
+    prefixed like an error: `cortex.yaml: iris: networking: local_port is ignored: ...`.
+    """
     apis: list[ApiSpec] = []
     for index, item in enumerate(read_yaml_list(path)):
         label = _api_label(item, index)
         if not isinstance(item, dict):
             raise SpecError(f"{path.name}: {label}: expected a mapping (got {_kind(item)})")
+        found: list[str] = []
         try:
-            apis.append(ApiSpec.model_validate(item))
+            apis.append(ApiSpec.model_validate(item, context={"notices": found}))
         except ValidationError as exc:
             raise SpecError(format_validation_error(exc, f"{path.name}: {label}")) from exc
+        if notices is not None:
+            notices.extend(f"{path.name}: {label}: {notice}" for notice in found)
+    _check_unique(apis, path.name)
     return apis
+
+
+def _check_unique(apis: Sequence[ApiSpec], source: str) -> None:
+    names: dict[str, int] = {}
+    endpoints: dict[str, str] = {}
+    for index, api in enumerate(apis):
+        if api.name in names:
+            raise SpecError(f"{source}: {api.name}: name: must be unique (API #{names[api.name] + 1} has it too)")
+        names[api.name] = index
+        if api.endpoint in endpoints:
+            raise SpecError(
+                f"{source}: {api.name}: networking: endpoint: must be unique ({endpoints[api.endpoint]} uses "
+                f"{api.endpoint} too)"
+            )
+        endpoints[api.endpoint] = api.name
 
 
 def select_api(apis: Sequence[ApiSpec], name: str | None, source: str) -> ApiSpec:
