@@ -4,7 +4,14 @@
     ├── SpecError, ConfigError, ...               from the runtime (re-exported here)
     ├── DockerError                               the Docker engine refused or failed
     ├── ImageBuildError                           an image could not be built
-    └── SnapshotError                             a project could not be read or stored
+    ├── SnapshotError                             a project could not be read or stored
+    ├── EnvConfigError                            an environment is unknown, malformed or unusable
+    ├── BackendError                              a backend could not start, find or stop replicas
+    │   └── VenvError                             a replica venv could not be made
+    ├── GatewayError                              the gateway could not start or did not apply a change
+    ├── BusyError                                 another command is updating the API
+    ├── NotFoundError                             no such API in the environment
+    └── RolloutError                              new replicas never became ready; the old version serves
 
 The CLI turns any `CortexliteError` into a one-paragraph message and exit code 1.
 """
@@ -13,7 +20,21 @@ from __future__ import annotations
 
 from cortexlite_runtime.errors import ConfigError, CortexliteError, SpecError
 
-__all__ = ["ConfigError", "CortexliteError", "DockerError", "ImageBuildError", "SnapshotError", "SpecError"]
+__all__ = [
+    "BackendError",
+    "BusyError",
+    "ConfigError",
+    "CortexliteError",
+    "DockerError",
+    "EnvConfigError",
+    "GatewayError",
+    "ImageBuildError",
+    "NotFoundError",
+    "RolloutError",
+    "SnapshotError",
+    "SpecError",
+    "VenvError",
+]
 
 
 class DockerError(CortexliteError):
@@ -26,3 +47,31 @@ class ImageBuildError(CortexliteError):
 
 class SnapshotError(CortexliteError):
     """A project directory could not be read, or its snapshot could not be stored."""
+
+
+class EnvConfigError(CortexliteError):
+    """An environment is unknown, its definition is invalid, or its backend cannot be used."""
+
+
+class BackendError(CortexliteError):
+    """A backend could not start, find or stop replicas."""
+
+
+class VenvError(BackendError):
+    """A replica venv (the runtime plus requirements.txt) could not be made; pip's last lines are kept."""
+
+
+class GatewayError(CortexliteError):
+    """The gateway could not be started, or did not apply a routing change in time."""
+
+
+class BusyError(CortexliteError):
+    """Another command holds the API (an update in progress); `--force` takes over."""
+
+
+class NotFoundError(CortexliteError):
+    """The environment has no API of that name."""
+
+
+class RolloutError(CortexliteError):
+    """An update failed: its new replicas were removed and the previous version keeps serving."""

@@ -56,9 +56,19 @@ def project_hash(project_dir: Path, files: list[PurePosixPath]) -> str:
     return digest.hexdigest()
 
 
-def take_snapshot(project_dir: Path, home: Path, *, max_files: int = MAX_FILES, max_bytes: int = MAX_BYTES) -> Snapshot:
-    """Store the project under `home/snapshots/<hash>` (reused when it is already there)."""
-    files = project_files(project_dir)
+def take_snapshot(
+    project_dir: Path,
+    home: Path,
+    *,
+    max_files: int = MAX_FILES,
+    max_bytes: int = MAX_BYTES,
+    files: list[PurePosixPath] | None = None,
+) -> Snapshot:
+    """Store the project under `home/snapshots/<hash>` (reused when it is already there).
+
+    `files` is the project's file list when the caller already has it (`project_files`).
+    """
+    files = project_files(project_dir) if files is None else files
     size = sum((project_dir / f).stat().st_size for f in files)
     warnings = _warnings(len(files), size, max_files, max_bytes)
     digest = project_hash(project_dir, files)

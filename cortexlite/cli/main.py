@@ -1,13 +1,22 @@
-"""Entry point of the `cortexlite` command: registers command groups, maps errors to exit codes."""
+"""Entry point of the `cortexlite` command: registers command groups, maps errors to exit codes.
+
+Exit codes: 0 success, 1 a user error (one paragraph on stderr, no traceback), 2 a usage error,
+130 interrupted (an unfinished update is rolled back by the next command).
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
 from cortexlite import __version__
-from cortexlite.cli import image
+from cortexlite.cli import deploy, env, image
+from cortexlite.cli.get import get_command
+from cortexlite.cli.logs import logs_command
+from cortexlite.cli.predict import predict_command
+from cortexlite.cli.prune import prune_command
 from cortexlite.errors import CortexliteError
 
 __all__ = ["app", "main"]
@@ -20,11 +29,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(image.app, name="image")
+app.add_typer(env.app, name="env")
+deploy.register(app)
+app.command("get")(get_command)
+app.command("logs")(logs_command)
+app.command("predict")(predict_command)
+app.command("prune")(prune_command)
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    ctx: typer.Context,
+    env_name: Annotated[
+        str | None,
+        typer.Option("--env", "-e", envvar="CORTEXLITE_ENV", help="The environment (default: the current one)."),
+    ] = None,
+) -> None:
     """Deploy ML models as HTTP APIs on infrastructure you own."""
+    ctx.obj = {"env": env_name}
 
 
 @app.command()
@@ -41,3 +63,8 @@ def main() -> None:
     except CortexliteError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(1)
+    except KeyboardInterrupt:
+        typer.secho(
+            "interrupted; an unfinished update is rolled back by the next cortexlite command", err=True, fg="yellow"
+        )
+        sys.exit(130)

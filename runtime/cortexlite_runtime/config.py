@@ -37,6 +37,8 @@ class RuntimeConfig:
     grace_period: float = 30.0
     cortex_version: str | None = None
     reload: bool = False
+    dependencies_preinstalled: bool = False
+    replica_id: str | None = None
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     log_format: str = "auto"
     log_level: str = "INFO"
@@ -63,6 +65,9 @@ class RuntimeConfig:
             grace_period=env.seconds("CORTEX_GRACE_PERIOD", 30.0),
             cortex_version=env.text("CORTEX_VERSION"),
             reload=env.flag("CORTEXLITE_RELOAD"),
+            dependencies_preinstalled=env.choice("CORTEXLITE_DEPENDENCIES", ("install", "preinstalled"))
+            == "preinstalled",
+            replica_id=env.text("CORTEXLITE_REPLICA_ID"),
             max_payload_bytes=env.integer("CORTEX_MAX_PAYLOAD_BYTES") or DEFAULT_MAX_PAYLOAD_BYTES,
             log_format=env.choice("CORTEXLITE_LOG_FORMAT", ("auto", "json", "pretty")) or "auto",
             log_level=(env.text("CORTEXLITE_LOG_LEVEL") or "INFO").upper(),

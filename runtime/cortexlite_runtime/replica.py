@@ -123,7 +123,7 @@ class Replica:
             site_dirs=(site_dir,) if site_dir else (),
             log_format=config.log_format,
             log_level=config.log_level,
-            log_context={"api": api.name},
+            log_context={"api": api.name, **({"replica": config.replica_id} if config.replica_id else {})},
         )
         self._watch_gpus()
         await self._start_predictor(plan)
@@ -144,6 +144,10 @@ class Replica:
             logger.info(".env applied: {}", ", ".join(applied))
         for key, value in predictor.env.items():
             os.environ[key] = value
+        if self.config.dependencies_preinstalled:
+            # The backend installed requirements.txt into this interpreter and handled dependencies.sh.
+            logger.info("dependencies are preinstalled (CORTEXLITE_DEPENDENCIES=preinstalled)")
+            return None
         note = run_dependencies_sh(project)
         if note:
             self.notes.append(note)

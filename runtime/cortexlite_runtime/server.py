@@ -83,7 +83,8 @@ def main() -> None:
     except ConfigError as exc:
         print(f"cortexlite-serve: {exc}", file=sys.stderr)
         sys.exit(2)
-    configure_logging(config.log_format, config.log_level)
+    context = {"replica": config.replica_id} if config.replica_id else {}
+    configure_logging(config.log_format, config.log_level, **context)
     logger.info("cortexlite-runtime {} serving {} on {}:{}", __version__, config.project_dir, config.host, config.port)
     serve(config)
     sys.exit(0)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from cortexlite.image import LOCAL_BASE_IMAGE, ImageOptions, ImageRef, build_runtime_image
+from cortexlite.processes import ProcessRef, terminate
+from tests.conftest import free_port, make_project
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+CORTEXLITE = Path(sys.executable).parent / "cortexlite"
 TEST_LABEL = "cortexlite.test=1"
 # Narrows cleanup to this test's containers: another session may share the engine and the label.
 RUN_LABEL_KEY = "cortexlite.test.run"
@@ -75,3 +83,99 @@ def containers(docker_engine: None) -> Iterator[Containers]:
         yield tracked
     finally:
         tracked.remove_all()
+
+
+# --- the process environment: real Traefik, real replica processes --------------------------------
+
+
+@dataclass
+class LocalEnv:
+    """A CORTEXLITE_HOME of its own with a `local` process environment on free gateway ports."""
+
+    home: Path
+    cache: Path
+    port: int
+    admin_port: int
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CORTEXLITE_HOME": str(self.home),
+            "CORTEXLITE_CACHE_DIR": str(self.cache),
+            "CORTEXLITE_ENV": "local",
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+        }
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """`cortexlite ARGS` as a user runs it; a failure shows the command and its output."""
+        result = subprocess.run(
+            [str(CORTEXLITE), *args], env=self.environ, capture_output=True, text=True, timeout=timeout,
+            stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"cortexlite {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [str(CORTEXLITE), *args], env=self.environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def url(self, endpoint: str) -> str:
+        return f"http://127.0.0.1:{self.port}{endpoint}"
+
+    def routed(self, api: str) -> list[str] | None:
+        """What Traefik's own API says it routes `api` to (None: no such service)."""
+        answer = httpx.get(f"http://127.0.0.1:{self.admin_port}/api/http/services/cortexlite-{api}@file", timeout=2)
+        if answer.status_code == 404:
+            return None
+        return sorted(server["url"] for server in answer.json().get("loadBalancer", {}).get("servers", []) or [])
+
+    def api_dir(self, api: str) -> Path:
+        return self.home / "envs" / "local" / "apis" / api
+
+    def replica_records(self, api: str) -> list[dict[str, Any]]:
+        return [json.loads(path.read_text()) for path in sorted((self.api_dir(api) / "replicas").glob("*.json"))]
+
+    def processes(self) -> list[ProcessRef]:
+        """Every process this home recorded (replicas and the gateway) that still runs."""
+        refs = [
+            ProcessRef(int(record["pid"]), float(record["started"]))
+            for path in self.home.glob("envs/*/apis/*/replicas/*.json")
+            if (record := json.loads(path.read_text())).get("pid")
+        ]
+        gateway = self.home / "envs" / "local" / "gateway" / "state.json"
+        if gateway.is_file():
+            state = json.loads(gateway.read_text())
+            refs.append(ProcessRef(int(state["pid"]), float(state["started"])))
+        return [ref for ref in refs if ref.alive()]
+
+
+@pytest.fixture(scope="session")
+def replica_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Replica venvs, shared by every test of the session (each is made once)."""
+    return tmp_path_factory.mktemp("replica-cache")
+
+
+@pytest.fixture
+def local_env(tmp_path: Path, replica_cache: Path) -> Iterator[LocalEnv]:
+    port, admin_port = free_port(), free_port()
+    env = LocalEnv(tmp_path / "home", replica_cache, port, admin_port)
+    env.cli("env", "add", "local", "--gateway-port", str(port), "--gateway-admin-port", str(admin_port))
+    try:
+        yield env
+    finally:
+        env.cli("down", check=False, timeout=120)
+        leftovers = env.processes()
+        terminate(leftovers, timeout=10)
+        assert not leftovers, f"`cortexlite down` left processes running: {leftovers}"
+
+
+def make_api_project(directory: Path, predictor: str = "answer", yaml: str | None = None) -> Path:
+    """A project with one API `answer` at /answer serving `tests/predictors/<predictor>.py`."""
+    return make_project(directory, predictor, yaml or "- name: answer\n")

@@ -1,0 +1,117 @@
+"""The interface every backend implements, and the readiness probe they share.
+
+A backend starts, finds and stops replicas; it knows nothing of rollouts or routing. The updater
+(`cortexlite.updater`) drives it and the gateway membership together.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cortexlite.project import Project
+from cortexlite.release import Release
+
+__all__ = ["Backend", "Prepared", "Probe", "Replica", "ReplicaStatus", "probe_readiness"]
+
+LogSink = Callable[[str], None]
+
+
+class ReplicaStatus(StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    FAILED = "failed"
+    EXITED = "exited"
+    STOPPING = "stopping"
+
+
+@dataclass(frozen=True)
+class Replica:
+    id: str
+    api: str
+    version: str
+    address: str  # the URL the gateway routes to and the probe reads
+    created_at: float
+    detail: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Probe:
+    status: ReplicaStatus
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a backend needs to run a project's API: the runtime identity and a note for the user."""
+
+    runtime: str
+    created: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """One engine's way of running replicas (processes, containers, Nomad allocations)."""
+
+    kind: str
+
+    @abstractmethod
+    def runtime_for(self, project: Project, api: str) -> str:
+        """The runtime identity `prepare` would give, without making anything (for `--dry-run`)."""
+
+    @abstractmethod
+    def prepare(self, project: Project, api: str, log: LogSink) -> Prepared:
+        """Make what replicas of `api` need (a venv, an image); reused when it exists."""
+
+    @abstractmethod
+    def start(self, release: Release, snapshot: Path, spec_file: Path) -> Replica:
+        """Start one replica of `release` (returns at once; `probe` tells when it is ready)."""
+
+    @abstractmethod
+    def replicas(self, api: str) -> list[Replica]:
+        """The API's replicas that exist now (a dead one is still listed until `forget`)."""
+
+    @abstractmethod
+    def probe(self, replica: Replica) -> Probe:
+        """Whether `replica` is starting, ready, failed (with the reason) or gone."""
+
+    @abstractmethod
+    def stop(self, replicas: Sequence[Replica], timeout: float) -> None:
+        """SIGTERM-like stop; wait up to `timeout` for the drain, then kill; forget them."""
+
+    @abstractmethod
+    def log_file(self, replica: Replica) -> Path | None:
+        """Where the replica's log is, when it is a local file."""
+
+    @abstractmethod
+    def describe_start(self, release: Release, snapshot: Path, spec_file: Path) -> dict[str, Any]:
+        """What `start` would run, as data (`deploy --dry-run`)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+def probe_readiness(client: httpx.Client, address: str) -> Probe:
+    """`/readyz` of a live replica: 200 ready; 503 failed (with the runtime's reason), stopping, or starting."""
+    try:
+        answer = client.get(f"{address}/readyz")
+    except httpx.HTTPError:
+        return Probe(ReplicaStatus.STARTING, "not answering yet")
+    if answer.status_code == 200:
+        return Probe(ReplicaStatus.READY)
+    try:
+        body = answer.json()
+    except ValueError:
+        body = {}
+    status = body.get("status") if isinstance(body, dict) else None
+    if status == "failed":
+        return Probe(ReplicaStatus.FAILED, str(body.get("error") or "the predictor failed to start"))
+    if status == "shutting down":
+        return Probe(ReplicaStatus.STOPPING, "shutting down")
+    return Probe(ReplicaStatus.STARTING, str(status or f"/readyz answered {answer.status_code}"))

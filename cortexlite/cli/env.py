@@ -1,0 +1,103 @@
+"""`env add|list|use|remove`: the environments of config.yaml."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cortexlite.cli.common import Output, echo_json, stdout
+from cortexlite.environments import (
+    LOCAL,
+    BackendKind,
+    ConfigFile,
+    EnvironmentRequest,
+    Network,
+    build_environment,
+)
+from cortexlite.errors import EnvConfigError
+from cortexlite.settings import Settings
+from cortexlite.state import EnvState
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Manage environments (where APIs are deployed).", no_args_is_help=True)
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="The environment's name (local redefines the built-in one).")],
+    backend: Annotated[
+        BackendKind | None, typer.Option(help="process, docker or nomad (inferred from --docker-host/--nomad-addr).")
+    ] = None,
+    docker_host: Annotated[str | None, typer.Option(help="A Docker engine: unix://, tcp:// or ssh://.")] = None,
+    nomad_addr: Annotated[str | None, typer.Option(help="A Nomad API address, e.g. http://nomad:4646.")] = None,
+    storage: Annotated[str | None, typer.Option(help="Bundles and models: s3://bucket/prefix or oss://...")] = None,
+    gateway_port: Annotated[int | None, typer.Option(help="The gateway's port on 127.0.0.1 (default 8888).")] = None,
+    gateway_admin_port: Annotated[
+        int | None, typer.Option(help="Traefik's API and metrics port (default gateway port + 1).")
+    ] = None,
+    network: Annotated[Network | None, typer.Option(help="Docker networking: bridge (default) or host.")] = None,
+    use: Annotated[bool, typer.Option("--use", help="Make it the current environment.")] = False,
+) -> None:
+    """Define an environment."""
+    request = EnvironmentRequest(
+        name=name, backend=backend, docker_host=docker_host, nomad_addr=nomad_addr, storage=storage,
+        gateway_port=gateway_port, gateway_admin_port=gateway_admin_port, network=network,
+    )  # fmt: skip
+    environment = build_environment(request)
+    config = ConfigFile(Settings.from_env().home)
+    if name == LOCAL and EnvState(Settings.from_env().home, LOCAL).names():
+        raise EnvConfigError("environment local has APIs deployed; `cortexlite down -e local` before redefining it")
+    config.put(environment, replace=name == LOCAL)
+    if use:
+        config.use(name)
+    stdout.print(f"added environment {name}: {environment.describe()}", markup=False)
+
+
+@app.command("list")
+def list_(output: Annotated[Output, typer.Option("--output", "-o")] = Output.text) -> None:
+    """List the environments; the current one is marked."""
+    config = ConfigFile(Settings.from_env().home)
+    environments = config.environments()
+    current = Settings.from_env().env or config.current()
+    if output is Output.json:
+        rows = [env.model_dump(mode="json") | {"current": env.name == current} for env in environments.values()]
+        if LOCAL not in environments:
+            rows.insert(0, {"name": LOCAL, "backend": None, "current": current == LOCAL})
+        echo_json(rows)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("", "name", "backend", "where", "gateway", "storage"):
+        table.add_column(column)
+    if LOCAL not in environments:
+        table.add_row("*" if current == LOCAL else "", LOCAL, "(resolved on first use)", "this machine", "", "")
+    for env in environments.values():
+        where = env.docker_host or env.nomad_addr or "this machine"
+        table.add_row(
+            "*" if env.name == current else "", env.name, env.backend.value, where,
+            f"127.0.0.1:{env.gateway_port}", env.storage or "",
+        )  # fmt: skip
+    stdout.print(table)
+
+
+@app.command("use")
+def use(name: Annotated[str, typer.Argument(help="The environment.")]) -> None:
+    """Make an environment the current one (commands without -e use it)."""
+    ConfigFile(Settings.from_env().home).use(name)
+    stdout.print(f"using environment {name}", markup=False)
+
+
+@app.command("remove")
+def remove(name: Annotated[str, typer.Argument(help="The environment.")]) -> None:
+    """Forget an environment (it must have no APIs: `cortexlite down -e NAME` first)."""
+    settings = Settings.from_env()
+    deployed = EnvState(settings.home, name).names()
+    if deployed:
+        raise EnvConfigError(
+            f"environment {name} still has {len(deployed)} API(s) ({', '.join(deployed)}); "
+            f"`cortexlite down -e {name}` first"
+        )
+    ConfigFile(settings.home).remove(name)
+    stdout.print(f"removed environment {name}", markup=False)

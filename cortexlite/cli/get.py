@@ -1,0 +1,86 @@
+"""`get [API] [--watch] [-o json]`: Cortex's columns; one API adds its replicas."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from cortexlite.cli.common import Output, Progress, ago, echo_json, open_workspace, stdout
+from cortexlite.status import ApiView, get
+from cortexlite.workspace import Workspace
+
+__all__ = ["get_command"]
+
+_STATUS_STYLE = {"live": "green", "updating": "yellow"}
+
+
+def get_command(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="One API (adds its replicas).")] = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh every 2 s until Ctrl-C.")] = False,
+    output: Annotated[Output, typer.Option("--output", "-o", help="Output format.")] = Output.text,
+) -> None:
+    """Show the environment's APIs: status, replicas, and the gateway's request counts and latency."""
+    with open_workspace(ctx) as ws:
+        progress = Progress(output)
+        if output is Output.json:
+            echo_json([view.as_json() for view in get(ws, name, progress)])
+            return
+        if not watch:
+            stdout.print(_render(ws, get(ws, name, progress), name))
+            return
+        with Live(_render(ws, get(ws, name, progress), name), console=stdout, auto_refresh=False) as live:
+            try:
+                while True:
+                    time.sleep(2)
+                    live.update(_render(ws, get(ws, name, progress), name), refresh=True)
+            except KeyboardInterrupt:
+                pass
+
+
+def _render(ws: Workspace, views: list[ApiView], name: str | None) -> RenderableType:
+    if not views:
+        return Text(f"no APIs in environment {ws.environment.name} (deploy one with `cortexlite up`)")
+    table = Table(box=None, pad_edge=False)
+    for column in ("api", "status", "up-to-date", "requested", "last update", "avg latency", "2XX", "4XX", "5XX"):
+        table.add_column(
+            column, justify="right" if column in ("up-to-date", "requested", "2XX", "4XX", "5XX") else "left"
+        )
+    for view in views:
+        latency = f"{view.avg_latency_s * 1000:.3g} ms" if view.avg_latency_s is not None else "-"
+        table.add_row(
+            view.name, Text(view.status, style=_STATUS_STYLE.get(view.status, "red")), str(view.up_to_date),
+            str(view.requested), ago(view.last_update), latency,
+            *(str(view.requests.get(key, 0)) for key in ("2XX", "4XX", "5XX")),
+        )  # fmt: skip
+    parts: list[RenderableType] = [table]
+    if name is not None:
+        parts.extend(_details(views[0]))
+    else:
+        parts.append(Text(f"\nendpoints on {ws.gateway_url}", style="dim"))
+    return Group(*parts)
+
+
+def _details(view: ApiView) -> list[RenderableType]:
+    parts: list[RenderableType] = [Text(f"\nendpoint: {view.url}")]
+    if view.reason:
+        parts.append(Text(f"reason: {view.reason}", style="red"))
+    replicas = Table(box=None, pad_edge=False, title=None)
+    for column in ("replica", "status", "serving", "up-to-date", "address", "pid", "age"):
+        replicas.add_column(column)
+    for replica in view.replicas:
+        status = (
+            replica.status if not replica.reason or replica.status == "ready" else f"{replica.status}: {replica.reason}"
+        )
+        replicas.add_row(
+            replica.id, status, "yes" if replica.serving else "no", "yes" if replica.up_to_date else "no",
+            replica.address, str(replica.pid or "-"), ago(replica.created_at),
+        )  # fmt: skip
+    parts += [Text(""), replicas]
+    return parts

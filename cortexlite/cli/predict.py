@@ -1,0 +1,38 @@
+"""`predict API [FILE|-]`: one request through the gateway, the answer on stdout."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cortexlite.cli.common import open_workspace
+from cortexlite.errors import CortexliteError
+from cortexlite.prediction import predict
+
+__all__ = ["predict_command"]
+
+
+def predict_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The API.")],
+    payload: Annotated[str, typer.Argument(help="A file with the request body, or - for standard input.")] = "-",
+) -> None:
+    """Send a request to an API (JSON when the payload parses as JSON) and print the answer."""
+    if payload == "-":
+        if sys.stdin.isatty():
+            raise CortexliteError("give the request body as a file, or pipe it in and pass -")
+        body = sys.stdin.buffer.read()
+    else:
+        try:
+            body = Path(payload).read_bytes()
+        except OSError as exc:
+            raise CortexliteError(f"cannot read {payload}: {exc.strerror or exc}") from exc
+    with open_workspace(ctx) as ws:
+        answer = predict(ws, name, body)
+    text = answer.body.decode("utf-8", "replace")
+    if not answer.ok:
+        raise CortexliteError(f"{name} answered {answer.status}: {text.strip()}")
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -1,0 +1,260 @@
+"""Deploying: `up`, `deploy` and `refresh`, transactional and blocking by default.
+
+For each API of the project: roll back an interrupted update, compare what runs with what the
+project asks for, and when they differ take a snapshot, prepare the runtime (venv), record the
+update (`rollout.json`) and roll. New replicas that never become ready are removed, the previous
+version keeps serving (its count restored), and `RolloutError` carries their last log lines.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from cortexlite.backends.base import ReplicaStatus
+from cortexlite.errors import NotFoundError, RolloutError
+from cortexlite.files import Lock
+from cortexlite.processes import identify, spawn
+from cortexlite.project import Project, load_project
+from cortexlite.recovery import acquire, restore, updater_for
+from cortexlite.release import Release, make_release
+from cortexlite.rollout import clamp_replicas
+from cortexlite.snapshot import Snapshot, take_snapshot
+from cortexlite.state import ApiRecord, RolloutMarker
+from cortexlite.updater import ReplicaFailure, Report
+from cortexlite.workspace import Workspace
+from cortexlite_runtime.spec import ApiSpec
+
+__all__ = ["DeployOptions", "DeployResult", "deploy", "refresh", "run_marker"]
+
+Action = Literal["created", "updated", "up-to-date"]
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    force: bool = False
+    wait: bool = True
+    dry_run: bool = False
+    ready_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    name: str
+    action: Action
+    endpoint: str
+    url: str
+    replicas: int
+    plan: dict[str, Any] | None = field(default=None, compare=False)
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "action": self.action, "endpoint": self.endpoint, "url": self.url}
+        return data | ({"plan": self.plan} if self.plan is not None else {})
+
+
+def deploy(
+    ws: Workspace, path: Path, options: DeployOptions, report: Report, detail: Report | None = None
+) -> list[DeployResult]:
+    """Deploy every API of the project at `path`; `detail` gets transient progress (pip's output)."""
+    project = load_project(path)
+    for notice in project.notices:
+        report(f"notice: {notice}")
+    if not options.dry_run:
+        _ensure_gateway(ws, report)
+    snapshots: list[Snapshot] = []
+    return [
+        _deploy_api(ws, project, api=api, options=options, report=report, detail=detail or _quiet, snapshots=snapshots)
+        for api in project.apis
+    ]
+
+
+def refresh(ws: Workspace, name: str, options: DeployOptions, report: Report) -> DeployResult:
+    """Replace every replica of `name` with a new one of the same release, rolling like a deploy."""
+    _ensure_gateway(ws, report)
+    lock = acquire(ws, name, report, force=options.force)
+    try:
+        record = ws.state.api(name)
+        if record is None:
+            raise NotFoundError(f"no API named {name} in environment {ws.environment.name}")
+        marker = _marker("refresh", record, record)
+        ws.state.set_marker(marker)
+        replace = [replica.id for replica in ws.backend.replicas(name)]
+        report(f"refreshing {name}: replacing {len(replace)} replica(s)")
+        run_marker(ws, marker, report, options.ready_timeout, replace)
+    finally:
+        lock.release()
+    return _result(ws, record.release().api, "updated", record.requested)
+
+
+def run_marker(
+    ws: Workspace, marker: RolloutMarker, report: Report, ready_timeout: float | None, replace: list[str] | None = None
+) -> None:
+    """Carry out the update `marker` records (the caller holds the lock); on failure restore and raise."""
+    target = marker.target
+    updater = updater_for(ws, report, ready_timeout)
+    try:
+        updater.roll(target.release(), Path(target.snapshot), target.requested, replace or ())
+    except ReplicaFailure as failure:
+        report(f"{target.name}: {failure.reason}; rolling back")
+        restore(ws, updater, marker)
+        ws.state.clear_marker(target.name)
+        raise RolloutError(_failure_message(marker, failure)) from None
+    ws.state.save_api(target)
+    ws.state.clear_marker(target.name)
+
+
+def _deploy_api(
+    ws: Workspace,
+    project: Project,
+    *,
+    api: ApiSpec,
+    options: DeployOptions,
+    report: Report,
+    detail: Report,
+    snapshots: list[Snapshot],
+) -> DeployResult:
+    name = api.name
+    if options.dry_run:
+        return _dry_run(ws, project, api)
+    lock = acquire(ws, name, report, force=options.force)
+    try:
+        record = ws.state.api(name)
+        release = make_release(api, project.hash, ws.backend.runtime_for(project, name))
+        count = _replica_count(api, record)
+        if record is not None and _up_to_date(ws, record, release, count):
+            return _result(ws, api, "up-to-date", count)
+        action: Action = "created" if record is None else "updated"
+        report(f"{'creating' if record is None else 'updating'} {name}")
+        _process_notices(ws, project, api, report)
+        snapshot = _snapshot(ws, project, report, snapshots)
+        started = time.monotonic()
+        prepared = ws.backend.prepare(project, name, detail)
+        if prepared.created:
+            report(f"{name}: made the replica runtime {prepared.runtime} in {time.monotonic() - started:.1f}s")
+        release = make_release(api, project.hash, prepared.runtime)
+        target = ApiRecord.of(release, snapshot.path, count, created_at=record.created_at if record else None)
+        marker = _marker("create" if record is None else "update", target, record)
+        if not options.wait:
+            _hand_over(ws, marker, lock, options.ready_timeout)
+            return _result(ws, api, action, count)
+        ws.state.set_marker(marker)
+        run_marker(ws, marker, report, options.ready_timeout)
+        return _result(ws, api, action, count)
+    finally:
+        lock.release()
+
+
+def _up_to_date(ws: Workspace, record: ApiRecord, release: Release, count: int) -> bool:
+    if (record.version, record.spec_hash, record.requested) != (release.version, release.spec_hash, count):
+        return False
+    replicas = ws.backend.replicas(release.name)
+    routed = set(ws.membership.members(release.name))
+    if len(replicas) != count or any(replica.version != release.version for replica in replicas):
+        return False
+    return all(
+        replica.address in routed and ws.backend.probe(replica).status is ReplicaStatus.READY for replica in replicas
+    )
+
+
+def _replica_count(api: ApiSpec, record: ApiRecord | None) -> int:
+    """The current count (the operator's, later) kept across updates, clamped to the new bounds."""
+    scaling = api.autoscaling
+    current = record.requested if record is not None else scaling.initial_replicas
+    return clamp_replicas(current, scaling.min_replicas, scaling.max_replicas)
+
+
+def _snapshot(ws: Workspace, project: Project, report: Report, taken: list[Snapshot]) -> Snapshot:
+    if taken:
+        return taken[0]
+    snapshot = take_snapshot(project.directory, ws.settings.home, files=list(project.files))
+    for warning in snapshot.warnings:
+        report(f"warning: {warning}")
+    size = f"{snapshot.files} files, {snapshot.bytes / 1024:.0f} KiB"
+    report(f"snapshot {snapshot.hash[:12]} ({size}{', reused' if snapshot.reused else ''})")
+    taken.append(snapshot)
+    return snapshot
+
+
+def _process_notices(ws: Workspace, project: Project, api: ApiSpec, report: Report) -> None:
+    if ws.backend.kind != "process":
+        return
+    if api.compute.cpu is not None or api.compute.mem is not None:
+        report(f"notice: {api.name}: compute: cpu and mem are not enforced for processes (they are in containers)")
+    if project.read("dependencies.sh") is not None:
+        report(f"notice: {api.name}: dependencies.sh is not run for processes (it would change this machine)")
+
+
+def _ensure_gateway(ws: Workspace, report: Report) -> None:
+    record, started = ws.gateway.ensure()
+    if started:
+        report(f"gateway started on {ws.gateway_url} (Traefik, pid {record.pid})")
+
+
+def _hand_over(ws: Workspace, marker: RolloutMarker, lock: Lock, ready_timeout: float | None) -> None:
+    """`--no-wait`: a detached worker runs the update; it owns the marker before this lock is released."""
+    command = [sys.executable, "-m", "cortexlite.worker", ws.environment.name, marker.target.name]
+    if ready_timeout is not None:
+        command.append(str(ready_timeout))
+    log = ws.state.api_dir(marker.target.name) / "logs" / "rollout.log"
+    env = dict(os.environ, CORTEXLITE_HOME=str(ws.settings.home), CORTEXLITE_CACHE_DIR=str(ws.settings.cache_dir))
+    worker = spawn(command, env=env, cwd=ws.settings.home, log_path=log)
+    ws.state.set_marker(marker.model_copy(update={"owner_pid": worker.ref.pid, "owner_started": worker.ref.started}))
+
+
+def _marker(
+    action: Literal["create", "update", "refresh"], target: ApiRecord, previous: ApiRecord | None
+) -> RolloutMarker:
+    me = identify(os.getpid())
+    assert me is not None
+    return RolloutMarker(
+        action=action, owner_pid=me.pid, owner_started=me.started, started_at=time.time(),
+        target=target, previous=previous,
+    )  # fmt: skip
+
+
+def _dry_run(ws: Workspace, project: Project, api: ApiSpec) -> DeployResult:
+    record = ws.state.api(api.name)
+    release = make_release(api, project.hash, ws.backend.runtime_for(project, api.name))
+    count = _replica_count(api, record)
+    action: Action = "created" if record is None else "updated"
+    if record is not None and _up_to_date(ws, record, release, count):
+        action = "up-to-date"
+    snapshot = ws.settings.home / "snapshots" / project.hash
+    spec_file = ws.state.api_dir(api.name) / "specs" / f"{release.version}-{release.spec_hash}.json"
+    plan = {
+        "backend": ws.backend.kind,
+        "version": release.version,
+        "replicas": count,
+        "snapshot": str(snapshot),
+        "resolved_spec": release.resolved_spec(),
+        "replica": ws.backend.describe_start(release, snapshot, spec_file),
+    }
+    return _result(ws, api, action, count, plan)
+
+
+def _result(
+    ws: Workspace, api: ApiSpec, action: Action, count: int, plan: dict[str, Any] | None = None
+) -> DeployResult:
+    return DeployResult(api.name, action, api.endpoint, f"{ws.gateway_url}{api.endpoint}", count, plan)
+
+
+def _failure_message(marker: RolloutMarker, failure: ReplicaFailure) -> str:
+    name = marker.target.name
+    kept = (
+        f"the previous version keeps serving ({marker.previous.requested} replica(s))"
+        if marker.previous is not None
+        else f"{name} was not created"
+    )
+    lines = "\n".join(f"  {line}" for line in failure.log_lines) or "  (no output)"
+    return (
+        f"{name}: the update failed: replica {failure.replica.id} {failure.reason}; its replicas were removed and "
+        f"{kept}.\nlast {len(failure.log_lines)} log lines of replica {failure.replica.id}:\n{lines}"
+    )
+
+
+def _quiet(_message: str) -> None:
+    return None

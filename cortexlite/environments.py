@@ -1,0 +1,275 @@
+"""Environments: where APIs are deployed, defined in `CORTEXLITE_HOME/config.yaml`.
+
+    current: local
+    environments:
+      local: {backend: process, gateway_port: 8888}
+      gpu-box: {backend: docker, docker_host: ssh://ops@gpu1, storage: s3://models/cortexlite}
+
+The built-in `local` environment needs no definition: on first use it resolves to the Docker
+backend when one is available and to processes otherwise (processes in this version), and the
+choice is recorded so that later commands agree. `env add`/`env use` change it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cortexlite.errors import EnvConfigError
+from cortexlite.files import Lock, atomic_write
+
+__all__ = [
+    "DEFAULT_GATEWAY_PORT",
+    "LOCAL",
+    "BackendKind",
+    "ConfigFile",
+    "Environment",
+    "EnvironmentRequest",
+    "Network",
+    "build_environment",
+    "resolve_environment",
+]
+
+LOCAL = "local"
+DEFAULT_GATEWAY_PORT = 8888
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_STORAGE = re.compile(r"^(s3|oss)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+
+
+class BackendKind(StrEnum):
+    PROCESS = "process"
+    DOCKER = "docker"
+    NOMAD = "nomad"
+
+
+class Network(StrEnum):
+    BRIDGE = "bridge"
+    HOST = "host"
+
+
+class Environment(BaseModel):
+    """One environment's definition, as stored in config.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    backend: BackendKind
+    docker_host: str | None = None
+    nomad_addr: str | None = None
+    storage: str | None = None
+    gateway_port: int = Field(default=DEFAULT_GATEWAY_PORT, ge=1, le=65535)
+    gateway_admin_port: int | None = Field(default=None, ge=1, le=65535, description="None: gateway_port + 1")
+    network: Network | None = None
+
+    @field_validator("docker_host")
+    @classmethod
+    def _docker_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("unix://", "tcp://", "ssh://", "npipe://")):
+            raise ValueError(f"expected unix://, tcp:// or ssh:// (got {value!r})")
+        return value
+
+    @field_validator("nomad_addr")
+    @classmethod
+    def _nomad_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// address such as http://nomad:4646 (got {value!r})")
+        return value.rstrip("/") if value else value
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        if value is not None and not _STORAGE.match(value):
+            raise ValueError(f"expected s3://bucket/prefix or oss://bucket/prefix (got {value!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Environment:
+        if self.backend is not BackendKind.DOCKER and (self.docker_host or self.network):
+            raise ValueError(f"docker_host and network apply to the docker backend, not {self.backend.value}")
+        if self.backend is not BackendKind.NOMAD and self.nomad_addr:
+            raise ValueError(f"nomad_addr applies to the nomad backend, not {self.backend.value}")
+        if self.backend is BackendKind.NOMAD and not self.nomad_addr:
+            raise ValueError("a nomad environment needs nomad_addr")
+        if self.admin_port == self.gateway_port:
+            raise ValueError(f"gateway_admin_port must differ from gateway_port ({self.gateway_port})")
+        return self
+
+    @property
+    def admin_port(self) -> int:
+        """Traefik's API, ping and Prometheus metrics, on 127.0.0.1."""
+        if self.gateway_admin_port is not None:
+            return self.gateway_admin_port
+        return self.gateway_port + 1 if self.gateway_port < 65535 else self.gateway_port - 1
+
+    def describe(self) -> str:
+        where = self.docker_host or self.nomad_addr or "this machine"
+        return f"{self.backend.value} on {where}, gateway 127.0.0.1:{self.gateway_port}"
+
+
+@dataclass(frozen=True)
+class EnvironmentRequest:
+    """The flags of `cortexlite env add`."""
+
+    name: str
+    backend: BackendKind | None = None
+    docker_host: str | None = None
+    nomad_addr: str | None = None
+    storage: str | None = None
+    gateway_port: int | None = None
+    gateway_admin_port: int | None = None
+    network: Network | None = None
+
+
+def build_environment(request: EnvironmentRequest) -> Environment:
+    """Validate `env add`'s flags; the backend is inferred from --docker-host/--nomad-addr when not given."""
+    if not _NAME.match(request.name):
+        raise EnvConfigError(
+            f"environment name {request.name!r}: expected lower-case letters, digits and '-', starting with a letter"
+        )
+    if request.docker_host and request.nomad_addr:
+        raise EnvConfigError("--docker-host and --nomad-addr conflict: an environment has one backend")
+    inferred = BackendKind.DOCKER if request.docker_host else BackendKind.NOMAD if request.nomad_addr else None
+    if request.backend is not None and inferred is not None and request.backend is not inferred:
+        flag = "--docker-host" if request.docker_host else "--nomad-addr"
+        raise EnvConfigError(f"--backend {request.backend.value} conflicts with {flag} (which means {inferred.value})")
+    backend = request.backend or inferred or BackendKind.PROCESS
+    values: dict[str, Any] = {
+        "name": request.name,
+        "backend": backend,
+        "docker_host": request.docker_host,
+        "nomad_addr": request.nomad_addr,
+        "storage": request.storage,
+        "gateway_admin_port": request.gateway_admin_port,
+        "network": request.network or (Network.BRIDGE if backend is BackendKind.DOCKER else None),
+    }
+    if request.gateway_port is not None:
+        values["gateway_port"] = request.gateway_port
+    try:
+        return Environment.model_validate(values)
+    except ValidationError as exc:
+        raise EnvConfigError(_flag_errors(exc, request.name)) from exc
+
+
+class _ConfigModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current: str | None = None
+    environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class ConfigFile:
+    """`config.yaml`: read and written under a lock, replaced atomically."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "config.yaml"
+        self._lock = Lock(home / ".config.lock")
+
+    def environments(self) -> dict[str, Environment]:
+        model = self._read()
+        return {name: self._parse(name, raw) for name, raw in model.environments.items()}
+
+    def current(self) -> str:
+        return self._read().current or LOCAL
+
+    def get(self, name: str) -> Environment | None:
+        raw = self._read().environments.get(name)
+        return self._parse(name, raw) if raw is not None else None
+
+    def put(self, environment: Environment, *, replace: bool = False) -> None:
+        with self._lock.hold():
+            model = self._read()
+            if environment.name in model.environments and not replace:
+                raise EnvConfigError(f"environment {environment.name} already exists ({self.path}); remove it first")
+            data = environment.model_dump(mode="json", exclude_none=True, exclude={"name"})
+            model.environments[environment.name] = data
+            self._write(model)
+
+    def remove(self, name: str) -> None:
+        with self._lock.hold():
+            model = self._read()
+            if name not in model.environments:
+                raise EnvConfigError(f"no environment named {name} in {self.path}")
+            del model.environments[name]
+            if model.current == name:
+                model.current = None
+            self._write(model)
+
+    def use(self, name: str) -> None:
+        with self._lock.hold():
+            model = self._read()
+            if name != LOCAL and name not in model.environments:
+                known = ", ".join(sorted({LOCAL, *model.environments}))
+                raise EnvConfigError(f"no environment named {name} (known: {known})")
+            model.current = name
+            self._write(model)
+
+    def _read(self) -> _ConfigModel:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return _ConfigModel()
+        except OSError as exc:
+            raise EnvConfigError(f"{self.path}: cannot read: {exc}") from exc
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise EnvConfigError(f"{self.path}: invalid YAML: {exc}") from exc
+        try:
+            return _ConfigModel.model_validate(data)
+        except ValidationError as exc:
+            raise EnvConfigError(f"{self.path}: {_plain_errors(exc)}") from exc
+
+    def _parse(self, name: str, raw: dict[str, Any]) -> Environment:
+        try:
+            return Environment.model_validate({**raw, "name": name})
+        except ValidationError as exc:
+            raise EnvConfigError(f"{self.path}: environments: {name}: {_plain_errors(exc)}") from exc
+
+    def _write(self, model: _ConfigModel) -> None:
+        data = model.model_dump(exclude_none=True)
+        atomic_write(self.path, yaml.safe_dump(data, sort_keys=False))
+
+
+def resolve_environment(config: ConfigFile, name: str | None) -> tuple[Environment, str | None]:
+    """The environment a command targets (`name`, else config.yaml's current one), and a notice.
+
+    The built-in `local` resolves on first use and the choice is recorded. This version has no
+    Docker backend yet, so it resolves to processes; the notice says so once.
+    """
+    chosen = name or config.current()
+    found = config.get(chosen)
+    if found is not None:
+        return found, None
+    if chosen != LOCAL:
+        known = ", ".join(sorted({LOCAL, *config.environments()}))
+        raise EnvConfigError(f"no environment named {chosen} (known: {known}); add it with `cortexlite env add`")
+    local = Environment(name=LOCAL, backend=BackendKind.PROCESS)
+    try:
+        config.put(local)
+    except EnvConfigError:  # another command recorded it first
+        return config.get(LOCAL) or local, None
+    return local, f"environment local: using the process backend (recorded in {config.path})"
+
+
+def _plain_errors(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        loc = ": ".join(str(part) for part in error["loc"])
+        message = str(error.get("ctx", {}).get("error", error["msg"]))
+        parts.append(f"{loc}: {message}" if loc else message)
+    return "; ".join(parts)
+
+
+def _flag_errors(exc: ValidationError, name: str) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        field = "--" + "-".join(str(part) for part in error["loc"]).replace("_", "-") if error["loc"] else ""
+        message = str(error.get("ctx", {}).get("error", error["msg"]))
+        parts.append(f"{field}: {message}" if field else message)
+    return f"environment {name}: " + "; ".join(parts)

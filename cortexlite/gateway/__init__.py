@@ -1,0 +1,9 @@
+"""The gateway: Traefik, told by cortexlite which replicas serve each API (file provider)."""
+
+from __future__ import annotations
+
+from cortexlite.gateway.config import GatewayLayout, api_routes, router_name, static_config
+from cortexlite.gateway.membership import Membership
+from cortexlite.gateway.metrics import ApiTraffic, parse_traffic
+
+__all__ = ["ApiTraffic", "GatewayLayout", "Membership", "api_routes", "parse_traffic", "router_name", "static_config"]

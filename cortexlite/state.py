@@ -1,0 +1,124 @@
+"""What cortexlite records about an environment's APIs, under `CORTEXLITE_HOME/envs/<env>/apis/<api>/`.
+
+    api.json        the release that serves (spec, hashes, snapshot, requested replicas)
+    rollout.json    present only while an update runs: what it moves from and to, and who runs it
+    lock            flock held by the command updating the API (released by the kernel if it dies)
+    specs/<v>.json  the resolved spec each version's replicas read (CORTEX_API_SPEC)
+    replicas/, logs/  the process backend's records and log files
+
+A `rollout.json` whose owner is gone means an interrupted update: the next command rolls it back.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cortexlite.files import Lock, read_json, write_json
+from cortexlite.processes import ProcessRef
+from cortexlite.release import Release, spec_data
+from cortexlite_runtime.spec import ApiSpec
+
+__all__ = ["ApiRecord", "EnvState", "RolloutMarker"]
+
+
+class ApiRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: str
+    spec: dict[str, Any]
+    spec_hash: str
+    project_hash: str
+    runtime: str
+    snapshot: str
+    requested: int
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def of(cls, release: Release, snapshot: Path, requested: int, created_at: float | None = None) -> ApiRecord:
+        now = time.time()
+        return cls(
+            name=release.name, version=release.version, spec=spec_data(release.api), spec_hash=release.spec_hash,
+            project_hash=release.project_hash, runtime=release.runtime, snapshot=str(snapshot),
+            requested=requested, created_at=created_at or now, updated_at=now,
+        )  # fmt: skip
+
+    def release(self) -> Release:
+        api = ApiSpec.model_validate(self.spec)
+        return Release(api, self.project_hash, self.runtime, self.version, self.spec_hash)
+
+    @property
+    def endpoint(self) -> str:
+        return self.release().api.endpoint
+
+
+class RolloutMarker(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["create", "update", "refresh"]
+    owner_pid: int
+    owner_started: float
+    started_at: float
+    target: ApiRecord
+    previous: ApiRecord | None = None
+
+    @property
+    def owner(self) -> ProcessRef:
+        return ProcessRef(self.owner_pid, self.owner_started)
+
+
+class EnvState:
+    def __init__(self, home: Path, env: str) -> None:
+        self.root = home / "envs" / env
+        self.env = env
+
+    def api_dir(self, name: str) -> Path:
+        return self.root / "apis" / name
+
+    def names(self) -> list[str]:
+        apis = self.root / "apis"
+        if not apis.is_dir():
+            return []
+        return sorted(path.name for path in apis.iterdir() if path.is_dir() and not path.name.startswith("."))
+
+    def api(self, name: str) -> ApiRecord | None:
+        data = read_json(self.api_dir(name) / "api.json")
+        try:
+            return ApiRecord.model_validate(data) if data is not None else None
+        except ValidationError:
+            return None
+
+    def save_api(self, record: ApiRecord) -> None:
+        write_json(self.api_dir(record.name) / "api.json", record.model_dump(mode="json"))
+
+    def forget_api(self, name: str) -> None:
+        shutil.rmtree(self.api_dir(name), ignore_errors=True)
+
+    def lock(self, name: str) -> Lock:
+        return Lock(self.api_dir(name) / "lock")
+
+    def marker(self, name: str) -> RolloutMarker | None:
+        data = read_json(self.api_dir(name) / "rollout.json")
+        try:
+            return RolloutMarker.model_validate(data) if data is not None else None
+        except ValidationError:
+            return None
+
+    def set_marker(self, marker: RolloutMarker) -> None:
+        write_json(self.api_dir(marker.target.name) / "rollout.json", marker.model_dump(mode="json"))
+
+    def clear_marker(self, name: str) -> None:
+        (self.api_dir(name) / "rollout.json").unlink(missing_ok=True)
+
+    def spec_file(self, release: Release) -> Path:
+        """The resolved spec of `release`, written once per version and spec."""
+        path = self.api_dir(release.name) / "specs" / f"{release.version}-{release.spec_hash}.json"
+        if not path.is_file():
+            write_json(path, release.resolved_spec())
+        return path

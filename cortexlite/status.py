@@ -1,0 +1,135 @@
+"""`get`: what each API is doing, read back from the backend, the gateway and the records.
+
+Status is one of Cortex's: `live` (every requested replica up to date and serving), `updating`
+(an update runs), `error` (fewer serving replicas than requested, and no update running; the
+reason says why). Traffic comes from the gateway's router metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cortexlite.backends.base import Probe, Replica, ReplicaStatus
+from cortexlite.errors import BusyError, GatewayError, NotFoundError
+from cortexlite.gateway import ApiTraffic, parse_traffic
+from cortexlite.recovery import recover
+from cortexlite.state import ApiRecord
+from cortexlite.updater import Report
+from cortexlite.workspace import Workspace
+
+__all__ = ["ApiView", "ReplicaView", "get"]
+
+
+@dataclass(frozen=True)
+class ReplicaView:
+    id: str
+    status: str
+    address: str
+    version: str
+    up_to_date: bool
+    serving: bool
+    created_at: float
+    reason: str | None = None
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class ApiView:
+    name: str
+    status: str
+    endpoint: str
+    url: str
+    requested: int
+    up_to_date: int
+    last_update: float | None
+    replicas: list[ReplicaView]
+    requests: dict[str, int] = field(default_factory=dict)
+    avg_latency_s: float | None = None
+    reason: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def get(ws: Workspace, name: str | None, report: Report) -> list[ApiView]:
+    """Every API of the environment (or just `name`), repairing interrupted updates on the way."""
+    names = ws.state.names()
+    if name is not None:
+        if name not in names:
+            raise NotFoundError(f"no API named {name} in environment {ws.environment.name}")
+        names = [name]
+    for api in names:
+        _repair(ws, api, report)
+    traffic = _traffic(ws, names)
+    views = []
+    for api in names:
+        record = ws.state.api(api)
+        if record is not None:
+            views.append(_view(ws, record, traffic.get(api, ApiTraffic())))
+    return views
+
+
+def _repair(ws: Workspace, api: str, report: Report) -> None:
+    marker = ws.state.marker(api)
+    if marker is None or marker.owner.alive():
+        return
+    lock = ws.state.lock(api)
+    if not lock.acquire(blocking=False):
+        return
+    try:
+        with contextlib.suppress(BusyError):
+            recover(ws, api, report)
+    finally:
+        lock.release()
+
+
+def _traffic(ws: Workspace, names: list[str]) -> dict[str, ApiTraffic]:
+    if ws.gateway.record() is None or ws.membership.client is None:
+        return {}
+    try:
+        return parse_traffic(ws.membership.client.metrics(), names)
+    except GatewayError:
+        return {}
+
+
+def _view(ws: Workspace, record: ApiRecord, traffic: ApiTraffic) -> ApiView:
+    replicas = ws.backend.replicas(record.name)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        probes = list(pool.map(ws.backend.probe, replicas))
+    routed = set(ws.membership.members(record.name))
+    views = [_replica_view(replica, probe, record, routed) for replica, probe in zip(replicas, probes, strict=True)]
+    marker = ws.state.marker(record.name)
+    current = sum(1 for view in views if view.up_to_date and view.serving)
+    status, reason = _status(record, views, current, marker is not None and marker.owner.alive())
+    endpoint = record.endpoint
+    return ApiView(
+        name=record.name, status=status, endpoint=endpoint, url=f"{ws.gateway_url}{endpoint}",
+        requested=record.requested, up_to_date=current, last_update=record.updated_at, replicas=views,
+        requests={key: traffic.count(key) for key in ("2XX", "4XX", "5XX")},
+        avg_latency_s=traffic.average_latency, reason=reason,
+    )  # fmt: skip
+
+
+def _replica_view(replica: Replica, probe: Probe, record: ApiRecord, routed: set[str]) -> ReplicaView:
+    pid = replica.detail.get("pid")
+    return ReplicaView(
+        id=replica.id, status=probe.status.value, address=replica.address, version=replica.version,
+        up_to_date=replica.version == record.version,
+        serving=replica.address in routed and probe.status is ReplicaStatus.READY,
+        created_at=replica.created_at, reason=probe.reason, pid=pid if isinstance(pid, int) else None,
+    )  # fmt: skip
+
+
+def _status(record: ApiRecord, views: list[ReplicaView], current: int, updating: bool) -> tuple[str, str | None]:
+    if updating:
+        return "updating", None
+    if current >= record.requested:
+        return "live", None
+    broken = [view for view in views if view.status in (ReplicaStatus.EXITED, ReplicaStatus.FAILED)]
+    if broken:
+        first = broken[0]
+        return "error", f"{len(broken)} of {record.requested} replica(s) down: {first.id} {first.reason}"
+    return "error", f"{current} of {record.requested} replica(s) serving"

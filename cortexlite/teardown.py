@@ -1,0 +1,38 @@
+"""`delete` and `down`: routing first, then replicas drained and stopped, then the records."""
+
+from __future__ import annotations
+
+from cortexlite.errors import NotFoundError
+from cortexlite.recovery import acquire, updater_for
+from cortexlite.updater import Report
+from cortexlite.workspace import Workspace
+
+__all__ = ["delete", "down"]
+
+
+def delete(ws: Workspace, name: str, report: Report, *, force: bool = False) -> None:
+    """Remove API `name`: out of the gateway (confirmed), replicas drained and stopped, state forgotten."""
+    if name not in ws.state.names():
+        raise NotFoundError(f"no API named {name} in environment {ws.environment.name}")
+    if ws.gateway.record() is None:
+        # Routing can only be confirmed by a running gateway; replicas are stopped either way.
+        ws.membership.client = None
+    lock = acquire(ws, name, report, force=force)
+    try:
+        report(f"deleting {name}")
+        updater_for(ws, report).retire_all(name)
+        ws.state.forget_api(name)
+    finally:
+        lock.release()
+
+
+def down(ws: Workspace, report: Report, *, force: bool = False) -> list[str]:
+    """Delete every API of the environment and stop its gateway; return the deleted APIs."""
+    names = ws.state.names()
+    for name in names:
+        delete(ws, name, report, force=force)
+    for leftover in ws.membership.apis():
+        ws.membership.layout.api_file(leftover).unlink(missing_ok=True)
+    if ws.gateway.stop():
+        report(f"gateway stopped ({ws.gateway_url})")
+    return names
