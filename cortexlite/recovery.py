@@ -38,7 +38,8 @@ def acquire(ws: Workspace, name: str, report: Report, *, force: bool = False) ->
         report(f"{name}: interrupting the {marker.action} in progress (pid {marker.owner_pid}), as --force asks")
         marker.owner.signal(signal.SIGINT)
         lock = ws.state.lock(name)
-        if not _acquire_within(lock, _TAKE_OVER_TIMEOUT_S):
+        # Its exit, not just its lock, so that what it left is seen as interrupted and rolled back.
+        if not marker.owner.wait(_TAKE_OVER_TIMEOUT_S) or not _acquire_within(lock, _TAKE_OVER_TIMEOUT_S):
             raise BusyError(f"{name}: the update in progress (pid {marker.owner_pid}) did not stop within 60s")
     else:
         lock = ws.state.lock(name)

@@ -63,8 +63,7 @@ def main() -> None:
     except CortexliteError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(1)
-    except KeyboardInterrupt:
-        typer.secho(
-            "interrupted; an unfinished update is rolled back by the next cortexlite command", err=True, fg="yellow"
-        )
-        sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C into exit code 130
+            typer.secho("interrupted; an unfinished update is rolled back by the next cortexlite command", err=True)
+        raise

@@ -178,7 +178,9 @@ class App:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._boot is not None and not self._boot.done():
-                    self._boot.cancel()
+                    # Still loading: __init__ runs on a thread nothing can interrupt, and the loop's
+                    # executor would hold the exit until it returns. Nothing is in flight; leave now.
+                    self.replica.abandon_loading()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from loguru import logger
 
@@ -85,6 +85,13 @@ class Replica:
 
     def begin_shutdown(self) -> None:
         self.phase = Phase.SHUTTING_DOWN
+
+    def abandon_loading(self) -> NoReturn:
+        """Exit at once while the predictor loads (a stop during start-up), its processes closed."""
+        logger.info("stopped while the predictor was loading")
+        self.close()
+        logger.complete()
+        os._exit(0)
 
     def close(self) -> None:
         if self.scheduler is not None:
