@@ -9,6 +9,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from .control_report import control_markdown, control_summary
 from .suite import BATCH_OFF, BATCH_ON, CEILING, RUNTIME, THREADED, Results
 
 __all__ = ["Figures", "figures", "render_markdown", "to_json", "write_results"]
@@ -65,6 +66,7 @@ def to_json(results: Results) -> dict[str, Any]:
         "latency": latency,
         "batching": _batching_summary(results),
         "memory": _memory_summary(results),
+        "control": control_summary(results.control) if results.control is not None else None,
         "samples": [{**asdict(s), "result": asdict(s.result)} for s in results.samples],
     }
 
@@ -80,17 +82,18 @@ def render_markdown(results: Results) -> str:
         "",
         f"{settings.rounds} interleaved round(s) of {settings.seconds} s per server and connection count; "
         "`wrk -t1 --latency`, POST of a JSON row; figures are medians over the rounds.",
-        "",
-        *_latency_table(summary["latency"], max(settings.connections)),
-        "",
-        *_threaded_table(summary["latency"]),
-        "",
-        *_batching_table(summary["batching"], settings.batch_connections),
-        "",
-        *_memory_table(summary["memory"]),
-        "",
-        *_rounds_table(results),
     ]
+    if "runtime" in settings.suites:
+        parts += ["", *_latency_table(summary["latency"], max(settings.connections))]
+        parts += ["", *_threaded_table(summary["latency"])]
+    if "batching" in settings.suites:
+        parts += ["", *_batching_table(summary["batching"], settings.batch_connections)]
+    if "runtime" in settings.suites:
+        parts += ["", *_memory_table(summary["memory"])]
+    if summary["control"] is not None:
+        parts += ["", *control_markdown(summary["control"], settings.gateway_connections)]
+    if results.samples:
+        parts += ["", *_rounds_table(results)]
     errors = [
         f"{s.server} c={s.connections} round {s.round + 1}: {s.result.errors}"
         for s in results.samples

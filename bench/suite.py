@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .control import ControlResults, run_control
 from .errors import BenchError
 from .load import PAYLOAD, LoadResult, run_wrk, write_script
 from .machine import load_average, machine_facts, runtime_fingerprint
@@ -42,6 +43,8 @@ BATCH_OFF = "batching off"
 BATCH_ON = "batching on"
 
 Progress = Callable[[str], None]
+# `BENCH_SUITES=control make bench` runs one part; the report leaves out what did not run.
+SUITES = ("runtime", "batching", "control")
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,17 @@ class BenchSettings:
     batch_connections: int = 64
     warmup_seconds: int = 1
     idle_pause: float = 2.0
+    gateway_connections: int = 64
+    suites: tuple[str, ...] = SUITES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BenchSettings:
         env = os.environ if environ is None else environ
-        return cls(seconds=_positive(env, "BENCH_SECONDS", 10), rounds=_positive(env, "BENCH_ROUNDS", 3))
+        return cls(
+            seconds=_positive(env, "BENCH_SECONDS", 10),
+            rounds=_positive(env, "BENCH_ROUNDS", 3),
+            suites=_suites(env.get("BENCH_SUITES", "")),
+        )
 
 
 @dataclass(frozen=True)
@@ -80,18 +89,27 @@ class Results:
     runtime_after: str = ""
     samples: list[Sample] = field(default_factory=list)
     memory_mb: dict[str, list[float]] = field(default_factory=dict)
+    control: ControlResults | None = None
 
 
 def run_suite(settings: BenchSettings, progress: Progress) -> Results:
     results = Results(settings)
     with tempfile.TemporaryDirectory(prefix="cortexlite-bench-") as tmp:
         runner = _Runner(settings, Path(tmp), results, progress)
-        for index in range(settings.rounds):
-            progress(f"round {index + 1}/{settings.rounds}: ceiling vs runtime")
-            runner.latency_round(index)
-        for index in range(settings.rounds):
-            progress(f"round {index + 1}/{settings.rounds}: batching off vs on")
-            runner.batching_round(index)
+        if "runtime" in settings.suites:
+            for index in range(settings.rounds):
+                progress(f"round {index + 1}/{settings.rounds}: ceiling vs runtime")
+                runner.latency_round(index)
+        if "batching" in settings.suites:
+            for index in range(settings.rounds):
+                progress(f"round {index + 1}/{settings.rounds}: batching off vs on")
+                runner.batching_round(index)
+        if "control" in settings.suites:
+            progress("control plane: cold start, no-change redeploy, gateway hop")
+            results.control = run_control(
+                Path(tmp) / "control", runner.script, rounds=settings.rounds, seconds=settings.seconds,
+                connections=settings.gateway_connections, progress=progress,
+            )  # fmt: skip
     results.load_after = load_average()
     results.runtime_after = runtime_fingerprint()
     return results
@@ -175,6 +193,16 @@ def _check_alive(server: Server) -> None:
     code = server.process.poll()
     if code is not None:
         raise BenchError(f"{server.spec.name} (pid {server.pid}) exited with code {code} during the benchmark")
+
+
+def _suites(raw: str) -> tuple[str, ...]:
+    if not raw.strip():
+        return SUITES
+    chosen = tuple(part.strip() for part in raw.split(",") if part.strip())
+    unknown = sorted(set(chosen) - set(SUITES))
+    if unknown:
+        raise BenchError(f"BENCH_SUITES: unknown {', '.join(unknown)} (known: {', '.join(SUITES)})")
+    return chosen
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

@@ -71,7 +71,7 @@ class Environment(BaseModel):
     @classmethod
     def _docker_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("unix://", "tcp://", "ssh://", "npipe://")):
-            raise ValueError(f"expected unix://, tcp:// or ssh:// (got {value!r})")
+            raise ValueError(f"expected unix://, tcp://, ssh:// or npipe:// (got {value!r})")
         return value
 
     @field_validator("nomad_addr")
@@ -214,7 +214,7 @@ class ConfigFile:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return _ConfigModel()
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise EnvConfigError(f"{self.path}: cannot read: {exc}") from exc
         try:
             data = yaml.safe_load(text) or {}

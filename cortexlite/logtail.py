@@ -85,7 +85,11 @@ def follow(sources: Callable[[], Mapping[str, Path]], stop: Callable[[], bool], 
                 stat = path.stat()
             except FileNotFoundError:
                 continue
-            if stat.st_ino != inode or stat.st_size < offset:
+            if stat.st_ino != inode and inode:
+                # Rotated: the rest of the old file is now `<name>.1`; read it before the new one.
+                yield from _rest_of_rotated(name, path, inode, offset, pending)
+                offset = 0
+            elif stat.st_size < offset:
                 offset = 0
             if stat.st_size > offset:
                 with path.open("rb") as handle:
@@ -101,6 +105,22 @@ def follow(sources: Callable[[], Mapping[str, Path]], stop: Callable[[], bool], 
         time.sleep(poll)
 
 
+def _rest_of_rotated(name: str, path: Path, inode: int, offset: int, pending: dict[str, bytes]) -> Iterator[LogLine]:
+    rotated = path.with_name(f"{path.name}.1")
+    try:
+        if rotated.stat().st_ino != inode:
+            return
+        with rotated.open("rb") as handle:
+            handle.seek(offset)
+            data = pending.pop(name, b"") + handle.read()
+    except OSError:
+        return
+    for raw in data.split(b"\n"):
+        if raw.strip():
+            text, moment = render(raw.decode("utf-8", "replace"))
+            yield LogLine(name, text, moment)
+
+
 def _position_at_end(path: Path) -> tuple[int, int]:
     try:
         stat = path.stat()
@@ -110,16 +130,21 @@ def _position_at_end(path: Path) -> tuple[int, int]:
 
 
 def _last_lines(path: Path, count: int) -> list[str]:
+    """The last `count` non-blank lines, read backwards in blocks; a line cut by a block edge is never returned."""
     try:
         with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            end = handle.tell()
+            end = handle.seek(0, os.SEEK_END)
             data = b""
-            while end > 0 and data.count(b"\n") <= count:
+            while end > 0:
                 start = max(0, end - _BLOCK)
                 handle.seek(start)
                 data = handle.read(end - start) + data
                 end = start
+                # Lines after the first newline are whole; stop once there are enough of them.
+                whole = data.split(b"\n", 1)[1] if end > 0 and b"\n" in data else data
+                if end > 0 and sum(1 for line in whole.split(b"\n") if line.strip()) > count:
+                    data = whole
+                    break
     except OSError:
         return []
     lines = data.decode("utf-8", "replace").splitlines()

@@ -64,27 +64,38 @@ def load_project(path: Path) -> Project:
 def _check_paths(api: ApiSpec, directory: Path, files: set[PurePosixPath], source: str) -> None:
     where = f"{source}: {api.name}: predictor"
     predictor = api.predictor
-    relative = _inside(directory, predictor.path, f"{where}: path")
-    if not (directory / relative).is_file():
-        raise SpecError(f"{where}: path: {predictor.path} does not exist in {directory}")
+    relative = _existing(directory, predictor.path, f"{where}: path", "file")
     if relative not in files:
         raise SpecError(f"{where}: path: {predictor.path} is left out of the project (.cortexignore or a hidden dir)")
     if predictor.python_path is not None:
-        python_path = _inside(directory, predictor.python_path, f"{where}: python_path")
-        if not (directory / python_path).is_dir():
-            raise SpecError(f"{where}: python_path: {predictor.python_path} is not a directory in {directory}")
+        _existing(directory, predictor.python_path, f"{where}: python_path", "directory")
     model = predictor.model_path
     if model is not None and "://" not in model:
-        model_path = _inside(directory, model, f"{where}: model_path")
-        if not (directory / model_path).exists():
-            raise SpecError(f"{where}: model_path: {model} does not exist in {directory}")
+        model_path = _existing(directory, model, f"{where}: model_path", "any")
         if not any(file == model_path or model_path in file.parents for file in files):
             raise SpecError(f"{where}: model_path: {model} is left out of the project (.cortexignore or a hidden dir)")
 
 
+def _existing(directory: Path, value: str, where: str, kind: str) -> PurePosixPath:
+    """`value` relative to the project, after checking it stays inside and exists (as a `kind`)."""
+    relative = _inside(directory, value, where)
+    path = directory / relative
+    try:
+        found = path.is_file() if kind == "file" else path.is_dir() if kind == "directory" else path.exists()
+    except OSError as exc:  # a name too long for the file system
+        raise SpecError(f"{where}: {value[:80]!r} is not a usable path ({exc.strerror})") from exc
+    if not found:
+        what = "does not exist in" if kind != "directory" else "is not a directory in"
+        raise SpecError(f"{where}: {value} {what} {directory}")
+    return relative
+
+
 def _inside(directory: Path, value: str, where: str) -> PurePosixPath:
     root = directory.resolve()
-    resolved = (root / value).resolve()
+    try:
+        resolved = (root / value).resolve()
+    except (OSError, ValueError) as exc:  # a NUL byte, a symlink loop
+        raise SpecError(f"{where}: {value[:80]!r} is not a usable path ({exc})") from exc
     if resolved != root and root not in resolved.parents:
         raise SpecError(f"{where}: {value} must stay inside the project directory {directory}")
     return PurePosixPath(resolved.relative_to(root).as_posix())

@@ -61,7 +61,7 @@ def replica_fingerprint(api: ApiSpec) -> dict[str, Any]:
 
 def make_release(api: ApiSpec, project_hash: str, runtime: str) -> Release:
     version = _digest({"replica": replica_fingerprint(api), "project": project_hash, "runtime": runtime})
-    spec_hash = _digest(api.model_dump(mode="json"))
+    spec_hash = _digest({"full": api.model_dump(mode="json"), "written": spec_data(api)})
     return Release(api, project_hash, runtime, version, spec_hash)
 
 

@@ -157,7 +157,9 @@ class Updater:
                 broken.append(replica)
         alive = {r.address for r in replicas if r not in broken}
         routed = set(self.membership.members(api))
-        self.membership.set(api, endpoint, sorted(routed & alive))
+        if routed or self.membership.layout.api_file(api).is_file():
+            # Also rewrites the router when the endpoint changed; a new API gets its file with its first replica.
+            self.membership.set(api, endpoint, sorted(routed & alive))
         if broken:
             self.backend.stop(broken, timeout=5)
 

@@ -40,7 +40,7 @@ from cortexlite.runtime_wheel import RuntimeSource, build_wheel, find_runtime_so
 __all__ = ["ReplicaVenv", "VenvPlan", "linkable_closure", "plan_venv", "runtime_digest"]
 
 LogSink = Callable[[str], None]
-_RECIPE = "1"
+_RECIPE = "2"
 _COMPLETE = ".complete"
 _TAIL_LINES = 20
 
@@ -201,8 +201,7 @@ def _link_distribution(dist: metadata.Distribution, site: Path) -> None:
         parts = PurePosixPath(str(relative)).parts
         if not parts or parts[0] == ".." or PurePosixPath(str(relative)).is_absolute():
             continue  # console scripts and other files outside site-packages
-        if "__pycache__" in parts:
-            continue
+        # __pycache__ comes along where it exists: the bytecode of the same sources for the same interpreter.
         source = Path(str(dist.locate_file(relative)))
         if not source.is_file():
             continue

@@ -26,7 +26,9 @@ __all__ = [
     "static_config",
 ]
 
-PROVIDER_THROTTLE = "100ms"
+# Traefik waits this long after a file event before applying it (default 2s): membership changes are single
+# atomic renames, so there is nothing to coalesce.
+PROVIDER_THROTTLE = "10ms"
 HEALTH_CHECK_INTERVAL_S = 2
 _RETRY = {"attempts": 3, "initialInterval": "50ms"}
 

@@ -17,6 +17,7 @@ from tests.integration.conftest import LocalEnv, make_api_project
 
 pytestmark = pytest.mark.slow
 
+
 def _yaml(answer: str, init: float = 0, replicas: int = 1) -> str:
     predictor = f"{{config: {{answer: {answer}, init_seconds: {init}}}}}"
     return f"- name: answer\n  predictor: {predictor}\n  autoscaling: {{init_replicas: {replicas}}}\n"
