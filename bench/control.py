@@ -6,7 +6,8 @@ baseline measured in the same run:
   gateway running), against the bare runtime started by hand -> first 200 straight to it;
 - no-change redeploy: `cortexlite deploy` when everything is up to date, against `cortexlite version`
   (what any CLI command costs to start);
-- gateway hop: wrk at 64 connections through the gateway vs straight to the replica, interleaved.
+- gateway hop: wrk through the gateway vs straight to the replica, interleaved, at 1 connection (the
+  hop's own latency) and at 64 (throughput; there p50 is mostly queueing).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class ControlResults:
     bare_start_s: list[float] = field(default_factory=list)
     redeploy_s: list[float] = field(default_factory=list)
     cli_start_s: list[float] = field(default_factory=list)
-    gateway: list[LoadResult] = field(default_factory=list)
-    direct: list[LoadResult] = field(default_factory=list)
+    gateway: dict[int, list[LoadResult]] = field(default_factory=dict)
+    direct: dict[int, list[LoadResult]] = field(default_factory=dict)
 
 
 def run_control(
@@ -78,13 +79,17 @@ def run_control(
         run_wrk(gateway_url, script, 8, 1)
         run_wrk(direct_url, script, 8, 1)
         for index in range(rounds):
-            for name, url, sink in (("direct", direct_url, results.direct), ("gateway", gateway_url, results.gateway)):
-                sink.append(run_wrk(url, script, connections, seconds))
-                r = sink[-1]
-                progress(
-                    f"  round {index + 1}: {name:<8} c={connections} {r.requests_per_second:9.1f} req/s  "
-                    f"p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms"
-                )
+            for count in sorted({1, connections}):
+                for name, url, sink in (
+                    ("direct", direct_url, results.direct),
+                    ("gateway", gateway_url, results.gateway),
+                ):
+                    r = run_wrk(url, script, count, seconds)
+                    sink.setdefault(count, []).append(r)
+                    progress(
+                        f"  round {index + 1}: {name:<8} c={count:<3} {r.requests_per_second:9.1f} req/s  "
+                        f"p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms"
+                    )
     finally:
         env.cli("down", check=False)
     return results

@@ -66,7 +66,9 @@ def to_json(results: Results) -> dict[str, Any]:
         "latency": latency,
         "batching": _batching_summary(results),
         "memory": _memory_summary(results),
-        "control": control_summary(results.control) if results.control is not None else None,
+        "control": control_summary(results.control, results.settings.gateway_connections)
+        if results.control is not None
+        else None,
         "samples": [{**asdict(s), "result": asdict(s.result)} for s in results.samples],
     }
 

@@ -30,7 +30,7 @@ DEFAULT_READY_TIMEOUT_S = 600.0
 # The runtime's default shutdown delay (2 s) + grace period (30 s) + 5 s.
 STOP_TIMEOUT_S = 37.0
 LOG_LINES = 20
-_POLL_S = 0.05
+_POLL_S = 0.02
 
 Report = Callable[[str], None]
 
