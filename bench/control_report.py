@@ -37,7 +37,8 @@ def control_summary(control: ControlResults, connections: int) -> dict[str, Any]
             "gateway_rps": g_rps, "direct_rps": d_rps, "rps_ratio": _ratio(g_rps, d_rps),
             "gateway_p50_ms": g_p50, "direct_p50_ms": d_p50,
             "added_p50_ms": g_p50 - d_p50 if g_p50 is not None and d_p50 is not None else None,
-            "gateway_p99_ms": _median([r.p99_ms for r in gateway]), "direct_p99_ms": _median([r.p99_ms for r in direct]),
+            "gateway_p99_ms": _median([r.p99_ms for r in gateway]),
+            "direct_p99_ms": _median([r.p99_ms for r in direct]),
             "gateway_errors": sum(r.errors for r in gateway),
             "samples_rps": {
                 "gateway": [r.requests_per_second for r in gateway],
