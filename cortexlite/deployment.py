@@ -123,20 +123,25 @@ def _deploy_api(
     lock = acquire(ws, name, report, force=options.force)
     try:
         record = ws.state.api(name)
-        release = make_release(api, project.hash, ws.backend.runtime_for(project, name))
+        release = make_release(api, project.code_hash, ws.backend.runtime_for(project, name))
         count = _replica_count(api, record)
         if record is not None and _up_to_date(ws, record, release, count):
             return _result(ws, api, "up-to-date", count)
         action: Action = "created" if record is None else "updated"
         report(f"{'creating' if record is None else 'updating'} {name}")
         _process_notices(ws, project, api, report)
-        snapshot = _snapshot(ws, project, report, snapshots)
-        started = time.monotonic()
-        prepared = ws.backend.prepare(project, name, detail)
-        if prepared.created:
-            report(f"{name}: made the replica runtime {prepared.runtime} in {time.monotonic() - started:.1f}s")
-        release = make_release(api, project.hash, prepared.runtime)
-        target = ApiRecord.of(release, snapshot.path, count, created_at=record.created_at if record else None)
+        if record is not None and record.version == release.version:
+            # Same code and runtime (the spec's bounds, strategy or endpoint changed): the replicas keep
+            # running from the snapshot they have.
+            snapshot_path = Path(record.snapshot)
+        else:
+            snapshot_path = _snapshot(ws, project, report, snapshots).path
+            started = time.monotonic()
+            prepared = ws.backend.prepare(project, name, detail)
+            if prepared.created:
+                report(f"{name}: made the replica runtime {prepared.runtime} in {time.monotonic() - started:.1f}s")
+            release = make_release(api, project.code_hash, prepared.runtime)
+        target = ApiRecord.of(release, snapshot_path, count, created_at=record.created_at if record else None)
         marker = _marker("create" if record is None else "update", target, record)
         if not options.wait:
             _hand_over(ws, marker, lock, options.ready_timeout)
@@ -218,7 +223,7 @@ def _marker(
 
 def _dry_run(ws: Workspace, project: Project, api: ApiSpec) -> DeployResult:
     record = ws.state.api(api.name)
-    release = make_release(api, project.hash, ws.backend.runtime_for(project, api.name))
+    release = make_release(api, project.code_hash, ws.backend.runtime_for(project, api.name))
     count = _replica_count(api, record)
     action: Action = "created" if record is None else "updated"
     if record is not None and _up_to_date(ws, record, release, count):

@@ -25,7 +25,8 @@ class Project:
     apis: tuple[ApiSpec, ...]
     notices: tuple[str, ...]
     files: tuple[PurePosixPath, ...]
-    hash: str
+    hash: str  # every file: names the snapshot
+    code_hash: str  # every file but the spec file: what replicas run (they read the resolved spec instead)
 
     def api(self, name: str) -> ApiSpec:
         for api in self.apis:
@@ -58,7 +59,11 @@ def load_project(path: Path) -> Project:
     files = project_files(directory)
     for api in apis:
         _check_paths(api, directory, set(files), spec_file.name)
-    return Project(directory, spec_file, tuple(apis), tuple(notices), tuple(files), project_hash(directory, files))
+    code = [file for file in files if file != PurePosixPath(spec_file.name)]
+    return Project(
+        directory, spec_file, tuple(apis), tuple(notices), tuple(files),
+        project_hash(directory, files), project_hash(directory, code),
+    )  # fmt: skip
 
 
 def _check_paths(api: ApiSpec, directory: Path, files: set[PurePosixPath], source: str) -> None:

@@ -1,7 +1,7 @@
 """A release: one API's spec, project content and runtime, and the hashes that say what changed.
 
 `version` covers only what a replica runs (the predictor section, compute, the concurrency cap,
-the project's files and the runtime), so a change to autoscaling bounds, the update strategy or
+the project's files but the spec file, and the runtime), so a change to autoscaling bounds, the update strategy or
 the endpoint updates the API without replacing its replicas; `spec_hash` covers the whole spec.
 """
 

@@ -1,0 +1,130 @@
+"""The CLI's other contracts on the process environment: dry runs, JSON, counts, env, prune, logs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import CORTEXLITE, LocalEnv, make_api_project
+
+pytestmark = pytest.mark.slow
+
+
+def test_dry_run_changes_nothing_and_json_is_stable(local_env: LocalEnv, tmp_path: Path) -> None:
+    env = local_env
+    project = make_api_project(tmp_path / "project", yaml="- name: answer\n  predictor: {env: {MODE: fast}}\n")
+    plan = json.loads(env.cli("deploy", str(project), "--dry-run", "-o", "json").stdout)
+    assert [(p["name"], p["action"], p["endpoint"]) for p in plan] == [("answer", "created", "/answer")]
+    replica = plan[0]["plan"]["replica"]
+    assert replica["command"][1:] == ["-m", "cortexlite_runtime"]
+    assert replica["env"]["CORTEX_SERVING_HOST"] == "127.0.0.1"
+    assert replica["env"]["CORTEXLITE_DEPENDENCIES"] == "preinstalled"
+    assert plan[0]["plan"]["resolved_spec"]["api"]["predictor"]["env"] == {"MODE": "fast"}
+    assert not (env.home / "envs" / "local" / "apis").exists()
+    assert not (env.home / "snapshots").exists()
+    assert env.processes() == []  # not even the gateway
+
+    created = json.loads(env.cli("deploy", str(project), "-o", "json").stdout)
+    assert created == [{"name": "answer", "action": "created", "endpoint": "/answer", "url": env.url("/answer")}]
+    again = json.loads(env.cli("deploy", str(project), "-o", "json").stdout)
+    assert again[0]["action"] == "up-to-date"
+    assert json.loads(env.cli("deploy", str(project), "--dry-run", "-o", "json").stdout)[0]["action"] == "up-to-date"
+
+
+def test_the_replica_count_is_kept_and_clamped(local_env: LocalEnv, tmp_path: Path) -> None:
+    env = local_env
+    project = make_api_project(tmp_path / "project", yaml="- name: answer\n  autoscaling: {init_replicas: 3}\n")
+    env.cli("up", str(project))
+    first = {r["id"] for r in env.replica_records("answer")}
+    assert len(first) == 3 and len(env.routed("answer") or []) == 3
+
+    # Only the autoscaling bounds change: an update, and no replica is replaced.
+    snapshots = sorted((env.home / "snapshots").iterdir())
+    (project / "cortexlite.yaml").write_text("- name: answer\n  autoscaling: {init_replicas: 1, max_replicas: 5}\n")
+    assert "updating answer" in env.cli("deploy", str(project)).stdout
+    assert {r["id"] for r in env.replica_records("answer")} == first
+    assert sorted((env.home / "snapshots").iterdir()) == snapshots  # they keep running from theirs
+
+    # The count (3, not the new init_replicas) is clamped to the new maximum.
+    (project / "cortexlite.yaml").write_text("- name: answer\n  autoscaling: {max_replicas: 2}\n")
+    env.cli("deploy", str(project))
+    assert len(env.replica_records("answer")) == 2
+    status = json.loads(env.cli("get", "answer", "-o", "json").stdout)[0]
+    assert (status["requested"], status["up_to_date"], status["status"]) == (2, 2, "live")
+
+    # A new endpoint moves the route without replacing replicas.
+    kept = {r["id"] for r in env.replica_records("answer")}
+    (project / "cortexlite.yaml").write_text(
+        "- name: answer\n  autoscaling: {max_replicas: 2}\n  networking: {endpoint: /v2/answer}\n"
+    )
+    env.cli("deploy", str(project))
+    assert {r["id"] for r in env.replica_records("answer")} == kept
+    assert httpx.post(env.url("/v2/answer"), json={}, timeout=10).json() == {"answer": "v1"}
+    assert httpx.post(env.url("/answer"), json={}, timeout=10).status_code == 404
+
+
+def test_environments(local_env: LocalEnv, tmp_path: Path) -> None:
+    env = local_env
+    env.cli("env", "add", "gpu-box", "--docker-host", "ssh://ops@gpu1", "--storage", "s3://models/cortexlite")
+    env.cli("env", "add", "prod", "--nomad-addr", "http://nomad:4646")
+    conflict = env.cli("env", "add", "x", "--docker-host", "tcp://h:2375", "--nomad-addr", "http://n:4646", check=False)
+    assert conflict.returncode == 1 and "conflict" in conflict.stderr
+    listing = {row["name"]: row for row in json.loads(env.cli("env", "list", "-o", "json").stdout)}
+    assert listing["gpu-box"]["backend"] == "docker" and listing["gpu-box"]["network"] == "bridge"
+    assert listing["prod"]["backend"] == "nomad" and listing["local"]["current"] is True
+
+    # A backend this version lacks is a clear error, not a half deploy.
+    project = make_api_project(tmp_path / "project")
+    refused = env.cli("-e", "prod", "deploy", str(project), check=False)
+    assert refused.returncode == 1 and "nomad backend" in refused.stderr
+
+    env.cli("up", str(project))
+    busy = env.cli("env", "remove", "local", check=False)
+    assert busy.returncode == 1 and "down -e local" in busy.stderr
+    env.cli("env", "use", "prod")
+    env.cli("env", "remove", "prod")
+    assert json.loads(env.cli("env", "list", "-o", "json").stdout)
+    assert env.cli("env", "use", "nowhere", check=False).returncode == 1
+
+
+def test_logs_follow_predict_from_stdin_and_prune(local_env: LocalEnv, tmp_path: Path) -> None:
+    env = local_env
+    project = make_api_project(tmp_path / "project", predictor="echo_json")
+    env.cli("up", str(project))
+    following = subprocess.Popen(
+        [str(CORTEXLITE), "logs", "answer", "-f", "--tail", "0"], env=env.environ, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(1.0)
+        answer = subprocess.run(
+            [str(CORTEXLITE), "predict", "answer", "-"], env=env.environ, input='{"x": 1}', capture_output=True,
+            text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert json.loads(answer.stdout)["payload"] == {"x": 1}
+        httpx.post(env.url("/answer?debug=true"), json={"marker": "followed"}, timeout=10)
+        deadline = time.monotonic() + 15
+        seen = ""
+        assert following.stdout is not None
+        while "followed" not in seen and time.monotonic() < deadline:
+            seen += following.stdout.readline()
+        assert "followed" in seen
+    finally:
+        following.terminate()
+        following.communicate(timeout=10)
+
+    (project / "predictor.py").write_text((project / "predictor.py").read_text() + "\n# v2\n")
+    env.cli("deploy", str(project))
+    snapshots = sorted((env.home / "snapshots").iterdir())
+    assert len(snapshots) == 2
+    dry = env.cli("prune", "--dry-run", "--min-age", "0").stdout
+    assert "would remove snapshot" in dry
+    env.cli("prune", "--min-age", "0")
+    (left,) = list((env.home / "snapshots").iterdir())
+    record = json.loads((env.api_dir("answer") / "api.json").read_text())
+    assert record["snapshot"] == str(left)
+    assert httpx.post(env.url("/answer"), json={"still": "served"}, timeout=10).status_code == 200
