@@ -32,8 +32,12 @@ def up_command(ctx: typer.Context, path: PathArg = Path("."), timeout: TimeoutOp
     stdout.print()
     for result in results:
         stdout.print(f"{result.name} is live at {result.url}", markup=False)
-    if results:
-        stdout.print(f"try: cortexlite predict {results[0].name} sample.json", style="dim", markup=False)
+    sample = (path if path.is_dir() else path.parent) / "sample.json"
+    if results and sample.is_file():
+        stdout.print(f"try: cortexlite predict {results[0].name} {sample}", style="dim", markup=False)
+    elif results:
+        curl = f"curl -X POST {results[0].url} -H 'content-type: application/json' -d '{{...}}'"
+        stdout.print(f"try: {curl}", style="dim", markup=False)
 
 
 def deploy_command(
