@@ -74,11 +74,13 @@ def deploy(
 
 def refresh(ws: Workspace, name: str, options: DeployOptions, report: Report) -> DeployResult:
     """Replace every replica of `name` with a new one of the same release, rolling like a deploy."""
+    if name not in ws.state.names():
+        raise NotFoundError(f"no API named {name} in environment {ws.environment.name}")
     _ensure_gateway(ws, report)
     lock = acquire(ws, name, report, force=options.force)
     try:
         record = ws.state.api(name)
-        if record is None:
+        if record is None:  # it was being created, and that was rolled back just now
             raise NotFoundError(f"no API named {name} in environment {ws.environment.name}")
         marker = _marker("refresh", record, record)
         ws.state.set_marker(marker)

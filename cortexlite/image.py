@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import subprocess
 import tarfile
 import tempfile
-from collections import deque
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from pathlib import Path
 
 from cortexlite.backends.docker import DockerEngine, LogSink
 from cortexlite.errors import ConfigError, DockerError, ImageBuildError
+from cortexlite.processes import run_streaming
 from cortexlite.runtime_wheel import RuntimeSource, build_wheel, file_digest, find_runtime_source, wheel_requirements
 
 __all__ = [
@@ -49,7 +48,6 @@ RUNTIME_REPOSITORY = "cortexlite/runtime"
 EXTRAS = ("onnx",)
 # Bump when the way an image is made changes outside the hashed files (this module's logic).
 _RECIPE = "1"
-_TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -189,7 +187,9 @@ def make_base_image(tag: str, docker_host: str | None = None, on_log: LogSink | 
     """Run the packaged make-base-image.sh (debootstrap -> docker import); needs root and a Debian mirror."""
     arguments = ["--tag", tag] + (["--docker-host", docker_host] if docker_host else [])
     with _packaged("make-base-image.sh") as script:
-        _run_streaming(["bash", str(script), *arguments], f"making the base image {tag}", on_log or _ignore)
+        run_streaming(
+            ["bash", str(script), *arguments], f"making the base image {tag}", on_log or _ignore, ImageBuildError
+        )
 
 
 # --- the build context ----------------------------------------------------------------------------
@@ -242,25 +242,6 @@ def _fixed_metadata(info: tarfile.TarInfo) -> tarfile.TarInfo:
     # Same content, same tar entry: the classic builder's COPY cache then holds across builds.
     info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = 0, 0o644, 0, 0, "", ""
     return info
-
-
-def _run_streaming(command: Sequence[str], what: str, log: LogSink) -> None:
-    tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    try:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, errors="replace",
-        )  # fmt: skip
-    except OSError as exc:
-        raise ImageBuildError(f"{what}: cannot run {command[0]}: {exc.strerror or exc}") from exc
-    with process:
-        for line in process.stdout or ():
-            if line.strip():
-                tail.append(line.rstrip())
-                log(line.rstrip())
-    if process.returncode != 0:
-        lines = "\n".join(f"  {line}" for line in tail) or "  (no output)"
-        raise ImageBuildError(f"{what} failed (exit code {process.returncode}); last lines:\n{lines}")
 
 
 def _packaged(name: str) -> AbstractContextManager[Path]:

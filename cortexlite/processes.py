@@ -13,13 +13,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-__all__ = ["LOG_KEEP", "LOG_MAX_BYTES", "ProcessRef", "Spawned", "identify", "spawn", "terminate"]
+from cortexlite.errors import CortexliteError
+
+__all__ = ["LOG_KEEP", "LOG_MAX_BYTES", "ProcessRef", "Spawned", "identify", "run_streaming", "spawn", "terminate"]
 
 LOG_MAX_BYTES = 10 * 2**20
 LOG_KEEP = 3
@@ -132,3 +135,25 @@ def terminate(refs: Sequence[ProcessRef], timeout: float) -> list[ProcessRef]:
         with contextlib.suppress(Exception):
             ref.wait(5)
     return remaining
+
+
+def run_streaming(
+    command: Sequence[str], what: str, log: Callable[[str], None], error: type[CortexliteError], tail: int = 20
+) -> None:
+    """Run `command` in the foreground, each output line to `log`; on failure raise `error` with its last lines."""
+    lines: deque[str] = deque(maxlen=tail)
+    try:
+        process = subprocess.Popen(
+            list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, errors="replace",
+        )  # fmt: skip
+    except OSError as exc:
+        raise error(f"{what}: cannot run {command[0]}: {exc.strerror or exc}") from exc
+    with process:
+        for line in process.stdout or ():
+            if line.strip():
+                lines.append(line.rstrip())
+                log(line.rstrip())
+    if process.returncode != 0:
+        shown = "\n".join(f"  {line}" for line in lines) or "  (no output)"
+        raise error(f"{what} failed (exit code {process.returncode}); last lines:\n{shown}")

@@ -82,10 +82,17 @@ class EnvState:
         return self.root / "apis" / name
 
     def names(self) -> list[str]:
+        """APIs with a record, an update under way, or replicas (a lone lock file is not an API)."""
         apis = self.root / "apis"
         if not apis.is_dir():
             return []
-        return sorted(path.name for path in apis.iterdir() if path.is_dir() and not path.name.startswith("."))
+        return sorted(
+            path.name
+            for path in apis.iterdir()
+            if path.is_dir()
+            and not path.name.startswith(".")
+            and any((path / part).exists() for part in ("api.json", "rollout.json", "replicas"))
+        )
 
     def api(self, name: str) -> ApiRecord | None:
         data = read_json(self.api_dir(name) / "api.json")

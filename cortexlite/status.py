@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from cortexlite.backends.base import Probe, Replica, ReplicaStatus
@@ -63,12 +63,17 @@ def get(ws: Workspace, name: str | None, report: Report) -> list[ApiView]:
         names = [name]
     for api in names:
         _repair(ws, api, report)
-    traffic = _traffic(ws, names)
+    gateway_up = ws.gateway.record() is not None
+    traffic = _traffic(ws, names) if gateway_up else {}
     views = []
     for api in names:
         record = ws.state.api(api)
         if record is not None:
-            views.append(_view(ws, record, traffic.get(api, ApiTraffic())))
+            view = _view(ws, record, traffic.get(api, ApiTraffic()))
+            if not gateway_up and view.status == "live":
+                reason = f"the gateway ({ws.gateway_url}) is not running; `cortexlite up` starts it"
+                view = replace(view, status="error", reason=reason)
+            views.append(view)
     return views
 
 
@@ -87,7 +92,7 @@ def _repair(ws: Workspace, api: str, report: Report) -> None:
 
 
 def _traffic(ws: Workspace, names: list[str]) -> dict[str, ApiTraffic]:
-    if ws.gateway.record() is None or ws.membership.client is None:
+    if ws.membership.client is None:
         return {}
     try:
         return parse_traffic(ws.membership.client.metrics(), names)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -35,6 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from cortexlite.errors import ImageBuildError, VenvError
 from cortexlite.files import Lock
+from cortexlite.processes import run_streaming
 from cortexlite.runtime_wheel import RuntimeSource, build_wheel, find_runtime_source, wheel_requirements
 
 __all__ = ["ReplicaVenv", "VenvPlan", "linkable_closure", "plan_venv", "runtime_digest"]
@@ -42,7 +42,6 @@ __all__ = ["ReplicaVenv", "VenvPlan", "linkable_closure", "plan_venv", "runtime_
 LogSink = Callable[[str], None]
 _RECIPE = "2"
 _COMPLETE = ".complete"
-_TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ def linkable_closure(requirements: Iterable[str]) -> tuple[list[metadata.Distrib
 def _make(plan: VenvPlan, venv: Path, cache_dir: Path, log: LogSink) -> None:
     wheel = _runtime_wheel(plan, cache_dir / "wheels", log)
     log(f"creating the replica venv {plan.key}")
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], "python -m venv", log)
+    run_streaming([sys.executable, "-m", "venv", "--without-pip", str(venv)], "python -m venv", log, VenvError)
     site = _site_packages(venv)
     _unpack_wheel(wheel, site)
     try:
@@ -161,7 +160,7 @@ def _make(plan: VenvPlan, venv: Path, cache_dir: Path, log: LogSink) -> None:
             sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
             "--no-input", "--disable-pip-version-check", *pip_args,
         ]  # fmt: skip
-        _run(command, what, log)
+        run_streaming(command, what, log, VenvError)
     (venv / _COMPLETE).write_text(plan.key + "\n")
 
 
@@ -252,25 +251,6 @@ def _site_packages(venv: Path) -> Path:
 
 def _interpreter_tag() -> str:
     return f"{sys.implementation.cache_tag}-{sysconfig.get_platform()}-{Path(sys.base_prefix).resolve()}"
-
-
-def _run(command: list[str], what: str, log: LogSink) -> None:
-    tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    try:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, errors="replace",
-        )  # fmt: skip
-    except OSError as exc:
-        raise VenvError(f"{what}: cannot run {command[0]}: {exc.strerror or exc}") from exc
-    with process:
-        for line in process.stdout or ():
-            if line.strip():
-                tail.append(line.rstrip())
-                log(line.rstrip())
-    if process.returncode != 0:
-        lines = "\n".join(f"  {line}" for line in tail) or "  (no output)"
-        raise VenvError(f"{what} failed (exit code {process.returncode}); last lines:\n{lines}")
 
 
 def _ignore(_line: str) -> None:

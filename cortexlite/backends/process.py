@@ -33,6 +33,8 @@ from cortexlite.venvs import ensure_venv, plan_venv
 
 __all__ = ["ProcessBackend", "replica_environment"]
 
+# A record is written (reserving its port) just before the process starts, and completed just after.
+_RESERVATION_S = 60.0
 _DROPPED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PIP_REQUIRE_VIRTUALENV")
 
 
@@ -118,6 +120,8 @@ class ProcessBackend(Backend):
             data = read_json(path)
             if isinstance(data, dict) and data.get("pid"):
                 found.append(_replica(data))
+            elif isinstance(data, dict) and time.time() - float(data.get("created_at", 0)) > _RESERVATION_S:
+                path.unlink(missing_ok=True)  # a port reserved by a start that never happened (a crash)
         return sorted(found, key=lambda replica: replica.created_at)
 
     def probe(self, replica: Replica) -> Probe:

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cortexlite.processes import ProcessRef, terminate
 from tests.integration.conftest import CORTEXLITE, LocalEnv, make_api_project
 
 pytestmark = pytest.mark.slow
@@ -128,3 +129,26 @@ def test_logs_follow_predict_from_stdin_and_prune(local_env: LocalEnv, tmp_path:
     record = json.loads((env.api_dir("answer") / "api.json").read_text())
     assert record["snapshot"] == str(left)
     assert httpx.post(env.url("/answer"), json={"still": "served"}, timeout=10).status_code == 200
+
+
+def test_up_is_idempotent_and_brings_a_dead_gateway_back(local_env: LocalEnv, tmp_path: Path) -> None:
+    env = local_env
+    project = make_api_project(tmp_path / "project")
+    env.cli("up", str(project))
+    assert "answer is up to date" in env.cli("up", str(project)).stdout
+
+    state = json.loads((env.home / "envs" / "local" / "gateway" / "state.json").read_text())
+    gateway = ProcessRef(int(state["pid"]), float(state["started"]))
+    assert terminate([gateway], timeout=10) == []
+    status = json.loads(env.cli("get", "-o", "json").stdout)[0]
+    assert status["status"] == "error" and "the gateway" in status["reason"]
+
+    again = env.cli("up", str(project))
+    assert "gateway started" in again.stdout and "answer is up to date" in again.stdout
+    assert httpx.post(env.url("/answer"), json={}, timeout=10).json() == {"answer": "v1"}
+    assert json.loads(env.cli("get", "-o", "json").stdout)[0]["status"] == "live"
+
+    missing = env.cli("refresh", "nope", check=False)
+    assert missing.returncode == 1 and "no API named nope" in missing.stderr
+    assert not (env.home / "envs" / "local" / "apis" / "nope").exists()
+    assert [a["name"] for a in json.loads(env.cli("get", "-o", "json").stdout)] == ["answer"]
