@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cortexlite.backends.base import ReplicaStatus
-from cortexlite.errors import NotFoundError, RolloutError
+from cortexlite.errors import CortexliteError, NotFoundError, RolloutError
 from cortexlite.files import Lock
 from cortexlite.processes import identify, spawn
 from cortexlite.project import Project, load_project
@@ -105,6 +105,13 @@ def run_marker(
         restore(ws, updater, marker)
         ws.state.clear_marker(target.name)
         raise RolloutError(_failure_message(marker, failure)) from None
+    except CortexliteError as exc:
+        # No free port, a gateway that stopped answering...: back to the previous release when that
+        # works; when it does not either, the record stays and the next command rolls back.
+        report(f"{target.name}: {exc}; rolling back")
+        restore(ws, updater, marker)
+        ws.state.clear_marker(target.name)
+        raise RolloutError(f"{target.name}: the update failed and was rolled back: {exc}") from exc
     ws.state.save_api(target)
     ws.state.clear_marker(target.name)
 

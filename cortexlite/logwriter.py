@@ -1,10 +1,11 @@
 """Copy standard input to a log file, rotating it by size: the log driver of process replicas.
 
-Run as `python -I -S logwriter.py FILE MAX_BYTES KEEP` with a replica's stdout and stderr on its
-stdin. It needs only the standard library and starts in milliseconds. It ignores the usual stop
-signals and ends at end of input, that is when the replica (and every child holding the pipe)
-has exited, so a replica never writes into a closed pipe. When the disk refuses a write it keeps
-reading and drops output rather than block the replica.
+Run as `python -I -S logwriter.py FILE MAX_BYTES KEEP [--detach]` with a replica's stdout and
+stderr on its stdin (`--detach`: leave the starter at once, see `detach`). It needs only the
+standard library and starts in milliseconds. It ignores the usual stop signals and ends at end
+of input, that is when the replica (and every child holding the pipe) has exited, so a replica
+never writes into a closed pipe. When the disk refuses a write it keeps reading and drops output
+rather than block the replica.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import signal
 import sys
 from typing import BinaryIO
 
-__all__ = ["rotate", "run"]
+__all__ = ["detach", "rotate", "run"]
 
 _CHUNK = 1 << 16
 
@@ -67,5 +68,17 @@ def _open(path: str) -> BinaryIO | None:
         return None
 
 
+def detach() -> None:
+    """Leave the process that started us at once (it waits for this exit), carrying on in a grandchild.
+
+    So the writer is nobody's child: it is never a zombie, and its starter never has to reap it.
+    """
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+
+
 if __name__ == "__main__":
+    if "--detach" in sys.argv[4:]:
+        detach()
     run(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

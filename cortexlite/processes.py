@@ -27,6 +27,9 @@ __all__ = ["LOG_KEEP", "LOG_MAX_BYTES", "ProcessRef", "Spawned", "identify", "ru
 LOG_MAX_BYTES = 10 * 2**20
 LOG_KEEP = 3
 _LOGWRITER = Path(__file__).with_name("logwriter.py")
+# The processes `spawn` started, until their exit status is collected: the status stays readable and a
+# Popen is never dropped while its process runs.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,24 @@ class ProcessRef:
             return False
         return True
 
+    def kill_group(self) -> bool:
+        """SIGKILL the process and its group (`spawn` makes it a session leader), after checking identity."""
+        if not self.alive():
+            return False
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return self.signal(signal.SIGKILL)
+        return True
+
     def reap(self) -> int | None:
         """Collect the exit status when this process is our child (no zombie is left); else None."""
+        child = _CHILDREN.get(self.pid)
+        if child is not None:  # started by `spawn`: its Popen keeps the exit status
+            code = child.poll()
+            if code is not None:
+                del _CHILDREN[self.pid]
+            return code
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
@@ -102,7 +121,7 @@ def spawn(
     """Start `argv` detached, its output going to `log_path` (rotated); return its identity."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     writer = subprocess.Popen(
-        [sys.executable, "-I", "-S", str(_LOGWRITER), str(log_path), str(max_log_bytes), str(keep_logs)],
+        [sys.executable, "-I", "-S", str(_LOGWRITER), str(log_path), str(max_log_bytes), str(keep_logs), "--detach"],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,
     )  # fmt: skip
@@ -114,6 +133,8 @@ def spawn(
         )  # fmt: skip
     finally:
         writer.stdin.close()
+        writer.wait(10)  # the writer's launcher, which exits as soon as the writer runs on its own
+    _CHILDREN[process.pid] = process
     ref = identify(process.pid) or ProcessRef(process.pid, time.time())
     return Spawned(ref, process)
 
@@ -130,7 +151,7 @@ def terminate(refs: Sequence[ProcessRef], timeout: float) -> list[ProcessRef]:
         if remaining:
             time.sleep(0.05)
     for ref in remaining:
-        ref.signal(signal.SIGKILL)
+        ref.kill_group()  # the group too: a replica's predictor processes must not outlive it
     for ref in remaining:
         with contextlib.suppress(Exception):
             ref.wait(5)
