@@ -106,6 +106,7 @@ def test_update_under_load_fails_no_request(local_env: LocalEnv, tmp_path: Path)
         watcher.join(5)
 
     assert "updating answer" in deployed.stdout
+    print(f"load: {len(load.results)} requests in {load.duration:.1f}s, routing seen: {len(seen)} sets")
     statuses = Counter(status for _, status, _ in load.results)
     failures = [(status, body[:200]) for _, status, body in load.results if status != 200]
     assert failures == [], f"{len(failures)} failed requests of {len(load.results)}: {failures[:5]}"
