@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cortexlite.backends.base import ReplicaStatus
-from cortexlite.errors import CortexliteError, NotFoundError, RolloutError
+from cortexlite.errors import CortexliteError, RolloutError
 from cortexlite.files import Lock
 from cortexlite.processes import identify, spawn
 from cortexlite.project import Project, load_project
@@ -74,14 +74,13 @@ def deploy(
 
 def refresh(ws: Workspace, name: str, options: DeployOptions, report: Report) -> DeployResult:
     """Replace every replica of `name` with a new one of the same release, rolling like a deploy."""
-    if name not in ws.state.names():
-        raise NotFoundError(f"no API named {name} in environment {ws.environment.name}")
+    ws.require_api(name)
     _ensure_gateway(ws, report)
     lock = acquire(ws, name, report, force=options.force)
     try:
         record = ws.state.api(name)
         if record is None:  # it was being created, and that was rolled back just now
-            raise NotFoundError(f"no API named {name} in environment {ws.environment.name}")
+            raise ws.unknown_api(name)
         marker = _marker("refresh", record, record)
         ws.state.set_marker(marker)
         replace = [replica.id for replica in ws.backend.replicas(name)]
@@ -131,12 +130,9 @@ def _deploy_api(
         return _dry_run(ws, project, api)
     lock = acquire(ws, name, report, force=options.force)
     try:
-        record = ws.state.api(name)
-        release = make_release(api, project.code_hash, ws.backend.runtime_for(project, name))
-        count = _replica_count(api, record)
-        if record is not None and _up_to_date(ws, record, release, count):
-            return _result(ws, api, "up-to-date", count)
-        action: Action = "created" if record is None else "updated"
+        record, release, count, action = _compare(ws, project, api)
+        if action == "up-to-date":
+            return _result(ws, api, action, count)
         report(f"{'creating' if record is None else 'updating'} {name}")
         _process_notices(ws, project, api, report)
         if record is not None and record.version == release.version:
@@ -160,6 +156,16 @@ def _deploy_api(
         return _result(ws, api, action, count)
     finally:
         lock.release()
+
+
+def _compare(ws: Workspace, project: Project, api: ApiSpec) -> tuple[ApiRecord | None, Release, int, Action]:
+    """What serves now, the release the project asks for, the replica count, and what deploying would do."""
+    record = ws.state.api(api.name)
+    release = make_release(api, project.code_hash, ws.backend.runtime_for(project, api.name))
+    count = _replica_count(api, record)
+    if record is None:
+        return record, release, count, "created"
+    return record, release, count, "up-to-date" if _up_to_date(ws, record, release, count) else "updated"
 
 
 def _up_to_date(ws: Workspace, record: ApiRecord, release: Release, count: int) -> bool:
@@ -231,12 +237,7 @@ def _marker(
 
 
 def _dry_run(ws: Workspace, project: Project, api: ApiSpec) -> DeployResult:
-    record = ws.state.api(api.name)
-    release = make_release(api, project.code_hash, ws.backend.runtime_for(project, api.name))
-    count = _replica_count(api, record)
-    action: Action = "created" if record is None else "updated"
-    if record is not None and _up_to_date(ws, record, release, count):
-        action = "up-to-date"
+    _, release, count, action = _compare(ws, project, api)
     snapshot = ws.settings.home / "snapshots" / project.hash
     spec_file = ws.state.api_dir(api.name) / "specs" / f"{release.version}-{release.spec_hash}.json"
     plan = {

@@ -14,8 +14,7 @@ __all__ = ["follow_logs", "log_sources", "recent_logs"]
 
 def log_sources(ws: Workspace, name: str) -> dict[str, Path]:
     """The log file of each replica of `name` that exists now."""
-    if name not in ws.state.names():
-        raise NotFoundError(f"no API named {name} in environment {ws.environment.name}")
+    ws.require_api(name)
     sources = {}
     for replica in ws.backend.replicas(name):
         path = ws.backend.log_file(replica)

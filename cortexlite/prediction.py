@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from cortexlite.errors import CortexliteError, GatewayError, NotFoundError
+from cortexlite.errors import CortexliteError, GatewayError
 from cortexlite.workspace import Workspace
 
 __all__ = ["Prediction", "predict"]
@@ -28,7 +28,7 @@ def predict(ws: Workspace, name: str, payload: bytes, timeout: float = 60.0) -> 
     """POST `payload` to the API's endpoint on the gateway: JSON when it parses as JSON, else bytes."""
     record = ws.state.api(name)
     if record is None:
-        raise NotFoundError(f"no API named {name} in environment {ws.environment.name}")
+        raise ws.unknown_api(name)
     url = f"{ws.gateway_url}{record.endpoint}"
     try:
         json.loads(payload)

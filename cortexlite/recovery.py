@@ -15,7 +15,7 @@ from pathlib import Path
 from cortexlite.errors import BusyError
 from cortexlite.files import Lock
 from cortexlite.state import RolloutMarker
-from cortexlite.updater import Report, Updater
+from cortexlite.updater import DEFAULT_READY_TIMEOUT_S, Report, Updater
 from cortexlite.workspace import Workspace
 
 __all__ = ["acquire", "recover", "restore", "updater_for"]
@@ -24,9 +24,8 @@ _TAKE_OVER_TIMEOUT_S = 60.0
 
 
 def updater_for(ws: Workspace, report: Report, ready_timeout: float | None = None) -> Updater:
-    if ready_timeout is None:
-        return Updater(ws.backend, ws.membership, ws.state, report)
-    return Updater(ws.backend, ws.membership, ws.state, report, ready_timeout=ready_timeout)
+    timeout = DEFAULT_READY_TIMEOUT_S if ready_timeout is None else ready_timeout
+    return Updater(ws.backend, ws.membership, ws.state, report, ready_timeout=timeout)
 
 
 def acquire(ws: Workspace, name: str, report: Report, *, force: bool = False) -> Lock:

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from cortexlite.backends.base import Probe, Replica, ReplicaStatus
-from cortexlite.errors import BusyError, GatewayError, NotFoundError
+from cortexlite.errors import BusyError, GatewayError
 from cortexlite.gateway import ApiTraffic, parse_traffic
-from cortexlite.recovery import recover
+from cortexlite.recovery import acquire
 from cortexlite.state import ApiRecord
 from cortexlite.updater import Report
 from cortexlite.workspace import Workspace
@@ -56,11 +56,9 @@ class ApiView:
 
 def get(ws: Workspace, name: str | None, report: Report) -> list[ApiView]:
     """Every API of the environment (or just `name`), repairing interrupted updates on the way."""
-    names = ws.state.names()
     if name is not None:
-        if name not in names:
-            raise NotFoundError(f"no API named {name} in environment {ws.environment.name}")
-        names = [name]
+        ws.require_api(name)
+    names = [name] if name is not None else ws.state.names()
     for api in names:
         _repair(ws, api, report)
     gateway_up = ws.gateway.record() is not None
@@ -78,17 +76,12 @@ def get(ws: Workspace, name: str | None, report: Report) -> list[ApiView]:
 
 
 def _repair(ws: Workspace, api: str, report: Report) -> None:
+    """Roll back an interrupted update; an update still running (or another command) is left alone."""
     marker = ws.state.marker(api)
     if marker is None or marker.owner.alive():
         return
-    lock = ws.state.lock(api)
-    if not lock.acquire(blocking=False):
-        return
-    try:
-        with contextlib.suppress(BusyError):
-            recover(ws, api, report)
-    finally:
-        lock.release()
+    with contextlib.suppress(BusyError):
+        acquire(ws, api, report).release()
 
 
 def _traffic(ws: Workspace, names: list[str]) -> dict[str, ApiTraffic]:

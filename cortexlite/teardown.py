@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from cortexlite.errors import NotFoundError
 from cortexlite.recovery import acquire, updater_for
 from cortexlite.updater import Report
 from cortexlite.workspace import Workspace
@@ -12,8 +11,7 @@ __all__ = ["delete", "down"]
 
 def delete(ws: Workspace, name: str, report: Report, *, force: bool = False) -> None:
     """Remove API `name`: out of the gateway (confirmed), replicas drained and stopped, state forgotten."""
-    if name not in ws.state.names():
-        raise NotFoundError(f"no API named {name} in environment {ws.environment.name}")
+    ws.require_api(name)
     if ws.gateway.record() is None:
         # Routing can only be confirmed by a running gateway; replicas are stopped either way.
         ws.membership.client = None

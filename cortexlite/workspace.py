@@ -8,7 +8,7 @@ from types import TracebackType
 
 from cortexlite.backends.base import Backend
 from cortexlite.environments import BackendKind, ConfigFile, Environment, resolve_environment
-from cortexlite.errors import EnvConfigError
+from cortexlite.errors import EnvConfigError, NotFoundError
 from cortexlite.gateway import GatewayLayout, Membership
 from cortexlite.gateway.client import TraefikClient
 from cortexlite.gateway.process import GatewayProcess
@@ -49,6 +49,14 @@ class Workspace:
         gateway = GatewayProcess(layout, environment.gateway_port, environment.admin_port, settings.traefik)
         membership = Membership(layout, TraefikClient(environment.admin_port))
         return cls(settings, environment, state, backend, gateway, membership, [notice] if notice else [])
+
+    def require_api(self, name: str) -> None:
+        """Raise `NotFoundError` unless the environment has an API called `name`."""
+        if name not in self.state.names():
+            raise self.unknown_api(name)
+
+    def unknown_api(self, name: str) -> NotFoundError:
+        return NotFoundError(f"no API named {name} in environment {self.environment.name}")
 
     @property
     def gateway_url(self) -> str:
