@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cortexlite.backends.base import ReplicaStatus
-from cortexlite.errors import CortexliteError, RolloutError
+from cortexlite.errors import ComputeUnavailable, CortexliteError, RolloutError
 from cortexlite.files import Lock
 from cortexlite.processes import identify, spawn
 from cortexlite.project import Project, load_project
@@ -104,6 +104,12 @@ def run_marker(
         restore(ws, updater, marker)
         ws.state.clear_marker(target.name)
         raise RolloutError(_failure_message(marker, failure)) from None
+    except ComputeUnavailable as exc:
+        report(f"{target.name}: {exc}; rolling back")
+        restore(ws, updater, marker)
+        ws.state.clear_marker(target.name)
+        kept = "the previous version keeps serving" if marker.previous is not None else f"{target.name} was not created"
+        raise RolloutError(f"{target.name}: compute unavailable: {exc}; {kept}") from exc
     except CortexliteError as exc:
         # No free port, a gateway that stopped answering...: back to the previous release when that
         # works; when it does not either, the record stays and the next command rolls back.
@@ -209,9 +215,9 @@ def _process_notices(ws: Workspace, project: Project, api: ApiSpec, report: Repo
 
 
 def _ensure_gateway(ws: Workspace, report: Report) -> None:
-    record, started = ws.gateway.ensure()
+    what, started = ws.gateway.ensure(report)
     if started:
-        report(f"gateway started on {ws.gateway_url} (Traefik, pid {record.pid})")
+        report(f"gateway started on {ws.gateway_url} ({what})")
 
 
 def _hand_over(ws: Workspace, marker: RolloutMarker, lock: Lock, ready_timeout: float | None) -> None:

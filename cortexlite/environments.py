@@ -6,13 +6,14 @@
       gpu-box: {backend: docker, docker_host: ssh://ops@gpu1, storage: s3://models/cortexlite}
 
 The built-in `local` environment needs no definition: on first use it resolves to the Docker
-backend when one is available and to processes otherwise (processes in this version), and the
-choice is recorded so that later commands agree. `env add`/`env use` change it.
+backend when an engine answers and to processes otherwise, and the choice is recorded so that
+later commands agree. `env add`/`env use` change it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -236,11 +237,13 @@ class ConfigFile:
         atomic_write(self.path, yaml.safe_dump(data, sort_keys=False))
 
 
-def resolve_environment(config: ConfigFile, name: str | None) -> tuple[Environment, str | None]:
+def resolve_environment(
+    config: ConfigFile, name: str | None, docker_reachable: Callable[[], str | None] = lambda: None
+) -> tuple[Environment, str | None]:
     """The environment a command targets (`name`, else config.yaml's current one), and a notice.
 
-    The built-in `local` resolves on first use and the choice is recorded. This version has no
-    Docker backend yet, so it resolves to processes; the notice says so once.
+    The built-in `local` resolves on first use and the choice is recorded: Docker when
+    `docker_reachable()` names a reachable engine, else processes; the notice says so once.
     """
     chosen = name or config.current()
     found = config.get(chosen)
@@ -249,12 +252,18 @@ def resolve_environment(config: ConfigFile, name: str | None) -> tuple[Environme
     if chosen != LOCAL:
         known = ", ".join(sorted({LOCAL, *config.environments()}))
         raise EnvConfigError(f"no environment named {chosen} (known: {known}); add it with `cortexlite env add`")
-    local = Environment(name=LOCAL, backend=BackendKind.PROCESS)
+    engine = docker_reachable()
+    if engine is not None:
+        local = Environment(name=LOCAL, backend=BackendKind.DOCKER, network=Network.BRIDGE)
+        why = f"the Docker backend (the engine at {engine} answers)"
+    else:
+        local = Environment(name=LOCAL, backend=BackendKind.PROCESS)
+        why = "the process backend (no Docker engine answers)"
     try:
         config.put(local)
     except EnvConfigError:  # another command recorded it first
         return config.get(LOCAL) or local, None
-    return local, f"environment local: using the process backend (recorded in {config.path})"
+    return local, f"environment local: using {why}; recorded in {config.path} (`cortexlite env add` changes it)"
 
 
 def _plain_errors(exc: ValidationError) -> str:

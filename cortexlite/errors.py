@@ -7,7 +7,8 @@
     ├── SnapshotError                             a project could not be read or stored
     ├── EnvConfigError                            an environment is unknown, malformed or unusable
     ├── BackendError                              a backend could not start, find or stop replicas
-    │   └── VenvError                             a replica venv could not be made
+    │   ├── VenvError                             a replica venv could not be made
+    │   └── ComputeUnavailable                    the GPUs (or other compute) a replica needs are not free
     ├── GatewayError                              the gateway could not start or did not apply a change
     ├── BusyError                                 another command is updating the API
     ├── NotFoundError                             no such API in the environment
@@ -23,6 +24,7 @@ from cortexlite_runtime.errors import ConfigError, CortexliteError, SpecError
 __all__ = [
     "BackendError",
     "BusyError",
+    "ComputeUnavailable",
     "ConfigError",
     "CortexliteError",
     "DockerError",
@@ -59,6 +61,10 @@ class BackendError(CortexliteError):
 
 class VenvError(BackendError):
     """A replica venv (the runtime plus requirements.txt) could not be made; pip's last lines are kept."""
+
+
+class ComputeUnavailable(BackendError):
+    """A replica cannot start: the GPUs it asks for are absent or held by other replicas (the reason says which)."""
 
 
 class GatewayError(CortexliteError):

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tarfile
 import tempfile
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from cortexlite.backends.docker import DockerEngine, LogSink
 from cortexlite.errors import ConfigError, DockerError, ImageBuildError
+from cortexlite.files import atomic_write, read_json
 from cortexlite.processes import run_streaming
 from cortexlite.runtime_wheel import RuntimeSource, build_wheel, file_digest, find_runtime_source, wheel_requirements
 
@@ -37,9 +39,15 @@ __all__ = [
     "build_args",
     "build_runtime_image",
     "context_layout",
+    "load_options",
     "make_base_image",
+    "packaged_file",
+    "planned_runtime_tag",
+    "resolve_base",
     "runtime_image_tag",
+    "save_options",
     "tag_inputs",
+    "tar_context",
 ]
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
@@ -60,6 +68,36 @@ class ImageOptions:
     wheelhouse: Path | None = None
     docker_host: str | None = None
     pull_timeout: float = 120.0
+    # Deploys build what is missing without trying a registry first: whichever base the engine has wins.
+    prefer_local: bool = False
+
+    def with_engine(self, docker_host: str | None) -> ImageOptions:
+        return replace(self, docker_host=docker_host, prefer_local=True)
+
+
+def save_options(path: Path, options: ImageOptions) -> None:
+    """Record how `image build` was told to build, so that deploys build missing images the same way."""
+    data = {
+        "base_image": options.base_image,
+        "pip_index_url": options.pip_index_url,
+        "ca_cert": str(options.ca_cert.resolve()) if options.ca_cert is not None else None,
+        "wheelhouse": str(options.wheelhouse.resolve()) if options.wheelhouse is not None else None,
+    }
+    atomic_write(path, json.dumps(data, indent=2) + "\n")
+
+
+def load_options(path: Path) -> ImageOptions:
+    """The options `image build` recorded (defaults when it never ran)."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        return ImageOptions()
+    ca_cert, wheelhouse = data.get("ca_cert"), data.get("wheelhouse")
+    return ImageOptions(
+        base_image=data.get("base_image") or None,
+        pip_index_url=data.get("pip_index_url") or None,
+        ca_cert=Path(ca_cert) if ca_cert else None,
+        wheelhouse=Path(wheelhouse) if wheelhouse else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -71,17 +109,21 @@ class ImageRef:
     built: bool  # False: an image with this content hash existed and was reused
 
 
-def build_runtime_image(options: ImageOptions, on_log: LogSink | None = None) -> ImageRef:
+def build_runtime_image(
+    options: ImageOptions, on_log: LogSink | None = None, engine: DockerEngine | None = None
+) -> ImageRef:
     """Build (or reuse) the runtime image for `options`; return its content-addressed tag."""
+    if engine is None:
+        with DockerEngine.from_env(options.docker_host) as own:
+            own.ping()
+            return build_runtime_image(options, on_log, own)
     log = on_log or _ignore
     _check_options(options)
     source = find_runtime_source()
-    with DockerEngine.from_env(options.docker_host) as engine, _packaged("Dockerfile") as dockerfile:
-        engine.ping()
-        base, base_id = _resolve_base(engine, options, log)
+    with packaged_file("Dockerfile") as dockerfile:
+        base, base_id = resolve_base(engine, options, log)
         args = build_args(base, options)
-        inputs = tag_inputs(source.digests(), file_digest(dockerfile), base_id, args, _option_digests(options))
-        tag = runtime_image_tag(inputs)
+        tag = _tag(source, dockerfile, base_id, args, options)
         existing = engine.image_id(tag)
         if existing is not None:
             log(f"{tag} is up to date (base {base})")
@@ -92,6 +134,24 @@ def build_runtime_image(options: ImageOptions, on_log: LogSink | None = None) ->
             labels = {"cortexlite.image": "runtime", "cortexlite.base-image": base}
             image_id = engine.build(context, tag, args, labels=labels, on_log=log)
     return ImageRef(tag, image_id, base, base_id, built=True)
+
+
+def planned_runtime_tag(engine: DockerEngine, options: ImageOptions) -> str | None:
+    """The tag `build_runtime_image` would give, without building or pulling (None: no base image yet)."""
+    _check_options(options)
+    candidates = [options.base_image] if options.base_image else [DEFAULT_BASE_IMAGE, LOCAL_BASE_IMAGE]
+    for base in candidates:
+        base_id = engine.image_id(base)
+        if base_id is not None:
+            with packaged_file("Dockerfile") as dockerfile:
+                return _tag(find_runtime_source(), dockerfile, base_id, build_args(base, options), options)
+    return None
+
+
+def _tag(source: RuntimeSource, dockerfile: Path, base_id: str, args: dict[str, str], options: ImageOptions) -> str:
+    return runtime_image_tag(
+        tag_inputs(source.digests(), file_digest(dockerfile), base_id, args, _option_digests(options))
+    )
 
 
 # --- pure decisions -------------------------------------------------------------------------------
@@ -148,9 +208,15 @@ def context_layout(
 # --- base images ----------------------------------------------------------------------------------
 
 
-def _resolve_base(engine: DockerEngine, options: ImageOptions, log: LogSink) -> tuple[str, str]:
+def resolve_base(engine: DockerEngine, options: ImageOptions, log: LogSink) -> tuple[str, str]:
+    """The base image to build on and its id: the given one, else python:3.11-slim, else the local base."""
     if options.base_image is not None:
         return options.base_image, _ensure_image(engine, options.base_image, options, log)
+    if options.prefer_local:
+        for candidate in (DEFAULT_BASE_IMAGE, LOCAL_BASE_IMAGE):
+            found = engine.image_id(candidate)
+            if found is not None:
+                return candidate, found
     if engine.try_pull(DEFAULT_BASE_IMAGE, options.pull_timeout):
         return DEFAULT_BASE_IMAGE, _require_id(engine, DEFAULT_BASE_IMAGE)
     cached = engine.image_id(DEFAULT_BASE_IMAGE)
@@ -186,7 +252,7 @@ def _require_id(engine: DockerEngine, ref: str) -> str:
 def make_base_image(tag: str, docker_host: str | None = None, on_log: LogSink | None = None) -> None:
     """Run the packaged make-base-image.sh (debootstrap -> docker import); needs root and a Debian mirror."""
     arguments = ["--tag", tag] + (["--docker-host", docker_host] if docker_host else [])
-    with _packaged("make-base-image.sh") as script:
+    with packaged_file("make-base-image.sh") as script:
         run_streaming(
             ["bash", str(script), *arguments], f"making the base image {tag}", on_log or _ignore, ImageBuildError
         )
@@ -223,11 +289,11 @@ def _write_context(work: Path, source: RuntimeSource, dockerfile: Path, options:
     requirements = wheel_requirements(wheel, EXTRAS)
     layout = context_layout(dockerfile, wheel, requirements, options.ca_cert, _wheelhouse_files(options.wheelhouse))
     context = work / "context.tar"
-    _write_tar(layout, context)
+    tar_context(layout, context)
     return context
 
 
-def _write_tar(layout: Mapping[str, Path | bytes], target: Path) -> None:
+def tar_context(layout: Mapping[str, Path | bytes], target: Path) -> None:
     with tarfile.open(target, "w") as tar:
         for name, content in layout.items():
             if isinstance(content, Path):
@@ -244,7 +310,7 @@ def _fixed_metadata(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def _packaged(name: str) -> AbstractContextManager[Path]:
+def packaged_file(name: str) -> AbstractContextManager[Path]:
     # Package data, so an installed cortexlite-runtime wheel carries the Dockerfile and the base script.
     return resources.as_file(resources.files("cortexlite_runtime") / "docker" / name)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["LogLine", "follow", "merged_tail", "render", "tail_lines"]
+__all__ = ["LogLine", "follow", "merge_lines", "merged_tail", "render", "tail_lines"]
 
 _BLOCK = 1 << 16
 
@@ -58,10 +58,15 @@ def render(raw: str) -> tuple[str, float | None]:
 
 def merged_tail(sources: Mapping[str, Path], count: int) -> list[LogLine]:
     """The last `count` lines of each source, interleaved by time (untimed lines stay with their neighbours)."""
+    return merge_lines({name: tail_lines(path, count) for name, path in sources.items()})
+
+
+def merge_lines(sources: Mapping[str, list[str]]) -> list[LogLine]:
+    """Raw lines of several sources, interleaved by time (untimed lines stay with their neighbours)."""
     merged: list[tuple[float, int, LogLine]] = []
-    for order, (name, path) in enumerate(sorted(sources.items())):
+    for order, (name, lines) in enumerate(sorted(sources.items())):
         previous = 0.0
-        for raw in tail_lines(path, count):
+        for raw in lines:
             text, moment = render(raw)
             previous = moment if moment is not None else previous
             merged.append((previous, order, LogLine(name, text, moment)))

@@ -59,7 +59,7 @@ def recover(ws: Workspace, name: str, report: Report) -> bool:
         return False
     started = datetime.fromtimestamp(marker.started_at).strftime("%Y-%m-%d %H:%M:%S")
     report(f"{name}: rolling back the interrupted {marker.action} (pid {marker.owner_pid}, started {started})")
-    ws.gateway.ensure()
+    ws.gateway.ensure(report)
     restore(ws, updater_for(ws, report), marker)
     ws.state.clear_marker(name)
     return True

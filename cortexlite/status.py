@@ -34,6 +34,8 @@ class ReplicaView:
     created_at: float
     reason: str | None = None
     pid: int | None = None
+    container: str | None = None
+    condition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def get(ws: Workspace, name: str | None, report: Report) -> list[ApiView]:
     names = [name] if name is not None else ws.state.names()
     for api in names:
         _repair(ws, api, report)
-    gateway_up = ws.gateway.record() is not None
+    gateway_up = ws.gateway.running()
     traffic = _traffic(ws, names) if gateway_up else {}
     views = []
     for api in names:
@@ -102,6 +104,10 @@ def _view(ws: Workspace, record: ApiRecord, traffic: ApiTraffic) -> ApiView:
     marker = ws.state.marker(record.name)
     current = sum(1 for view in views if view.up_to_date and view.serving)
     status, reason = _status(record, views, current, marker is not None and marker.owner.alive())
+    if status == "error" and len(views) < record.requested:
+        shortfall = ws.backend.compute_shortfall(record.release(), record.requested - len(views))
+        if shortfall is not None:
+            status, reason = "compute unavailable", shortfall
     endpoint = record.endpoint
     return ApiView(
         name=record.name, status=status, endpoint=endpoint, url=f"{ws.gateway_url}{endpoint}",
@@ -112,12 +118,13 @@ def _view(ws: Workspace, record: ApiRecord, traffic: ApiTraffic) -> ApiView:
 
 
 def _replica_view(replica: Replica, probe: Probe, record: ApiRecord, routed: set[str]) -> ReplicaView:
-    pid = replica.detail.get("pid")
+    pid, container = replica.detail.get("pid"), replica.detail.get("container")
     return ReplicaView(
         id=replica.id, status=probe.status.value, address=replica.address, version=replica.version,
         up_to_date=replica.version == record.version,
         serving=replica.address in routed and probe.status is ReplicaStatus.READY,
         created_at=replica.created_at, reason=probe.reason, pid=pid if isinstance(pid, int) else None,
+        container=container if isinstance(container, str) else None, condition=probe.condition,
     )  # fmt: skip
 
 
@@ -128,6 +135,7 @@ def _status(record: ApiRecord, views: list[ReplicaView], current: int, updating:
         return "live", None
     broken = [view for view in views if view.status in (ReplicaStatus.EXITED, ReplicaStatus.FAILED)]
     if broken:
-        first = broken[0]
-        return "error", f"{len(broken)} of {record.requested} replica(s) down: {first.id} {first.reason}"
+        first = next((view for view in broken if view.condition), broken[0])
+        status = f"error ({first.condition})" if first.condition else "error"
+        return status, f"{len(broken)} of {record.requested} replica(s) down: {first.id} {first.reason}"
     return "error", f"{current} of {record.requested} replica(s) serving"

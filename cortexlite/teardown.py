@@ -12,7 +12,7 @@ __all__ = ["delete", "down"]
 def delete(ws: Workspace, name: str, report: Report, *, force: bool = False) -> None:
     """Remove API `name`: out of the gateway (confirmed), replicas drained and stopped, state forgotten."""
     ws.require_api(name)
-    if ws.gateway.record() is None:
+    if not ws.gateway.running():
         # Routing can only be confirmed by a running gateway; replicas are stopped either way.
         ws.membership.client = None
     lock = acquire(ws, name, report, force=force)
@@ -29,8 +29,7 @@ def down(ws: Workspace, report: Report, *, force: bool = False) -> list[str]:
     names = ws.state.names()
     for name in names:
         delete(ws, name, report, force=force)
-    for leftover in ws.membership.apis():
-        ws.membership.layout.api_file(leftover).unlink(missing_ok=True)
+    ws.membership.clear()
     if ws.gateway.stop():
         report(f"gateway stopped ({ws.gateway_url})")
     return names

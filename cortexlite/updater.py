@@ -19,7 +19,7 @@ from pathlib import Path
 from cortexlite.backends.base import Backend, Replica, ReplicaStatus
 from cortexlite.errors import CortexliteError
 from cortexlite.gateway import Membership
-from cortexlite.logtail import render, tail_lines
+from cortexlite.logtail import render
 from cortexlite.release import Release
 from cortexlite.rollout import Fleet, Step, budget, next_step
 from cortexlite.state import EnvState
@@ -157,15 +157,14 @@ class Updater:
                 broken.append(replica)
         alive = {r.address for r in replicas if r not in broken}
         routed = set(self.membership.members(api))
-        if routed or self.membership.layout.api_file(api).is_file():
+        if routed or self.membership.has(api):
             # Also rewrites the router when the endpoint changed; a new API gets its file with its first replica.
             self.membership.set(api, endpoint, sorted(routed & alive))
         if broken:
             self.backend.stop(broken, timeout=5)
 
     def _failure(self, replica: Replica, reason: str) -> ReplicaFailure:
-        log = self.backend.log_file(replica)
-        lines = [render(line)[0] for line in tail_lines(log, LOG_LINES)] if log is not None else []
+        lines = [render(line)[0] for line in self.backend.log_tail(replica, LOG_LINES)]
         return ReplicaFailure(replica, reason, lines)
 
 

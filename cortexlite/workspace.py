@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
 from cortexlite.backends.base import Backend
 from cortexlite.environments import BackendKind, ConfigFile, Environment, resolve_environment
-from cortexlite.errors import EnvConfigError, NotFoundError
-from cortexlite.gateway import GatewayLayout, Membership
+from cortexlite.errors import DockerError, EnvConfigError, NotFoundError
+from cortexlite.gateway import FileRoutes, GatewayLayout, Membership, RouteStore
+from cortexlite.gateway.base import Gateway
 from cortexlite.gateway.client import TraefikClient
 from cortexlite.gateway.process import GatewayProcess
 from cortexlite.settings import Settings
@@ -17,8 +18,61 @@ from cortexlite.state import EnvState
 
 __all__ = ["Workspace"]
 
-# Backends by name, imported only when used (the Docker SDK loads only for Docker environments).
-_BACKENDS = {BackendKind.PROCESS: "cortexlite.backends.process:ProcessBackend"}
+IMAGE_OPTIONS_FILE = "image.json"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What one backend kind runs an environment with."""
+
+    backend: Backend
+    gateway: Gateway
+    routes: RouteStore
+
+
+StackFactory = Callable[[Settings, Environment, EnvState, list[int]], Stack]
+
+
+def _process_stack(settings: Settings, environment: Environment, state: EnvState, reserved: list[int]) -> Stack:
+    from cortexlite.backends.process import ProcessBackend
+
+    layout = GatewayLayout(state.root / "gateway")
+    gateway = GatewayProcess(layout, environment.gateway_port, environment.admin_port, settings.traefik)
+    return Stack(ProcessBackend(settings, state, reserved), gateway, FileRoutes(layout))
+
+
+def _docker_stack(settings: Settings, environment: Environment, state: EnvState, reserved: list[int]) -> Stack:
+    # Imported here: the Docker SDK loads only for Docker environments.
+    from cortexlite.backends.container import DockerBackend
+    from cortexlite.backends.docker import DockerEngine
+    from cortexlite.gateway.container import ContainerRoutes, GatewayContainer
+    from cortexlite.image import load_options
+
+    engine = DockerEngine.from_env(environment.docker_host)
+    options = load_options(settings.home / IMAGE_OPTIONS_FILE).with_engine(environment.docker_host)
+    labels = dict(settings.labels)
+    backend = DockerBackend(
+        settings, state, reserved, environment=environment, engine=engine, options=options, labels=labels
+    )
+    gateway = GatewayContainer(
+        engine, environment, options=options, cache_dir=settings.cache_dir, labels=labels, traefik=settings.traefik
+    )
+    return Stack(backend, gateway, ContainerRoutes(engine, gateway.name))
+
+
+def _docker_reachable() -> str | None:
+    """The address of the engine DOCKER_HOST (or the default socket) names, when it answers a ping."""
+    from cortexlite.backends.docker import DockerEngine
+
+    try:
+        with DockerEngine.from_env() as engine:
+            engine.ping()
+            return engine.address
+    except DockerError:
+        return None
+
+
+_STACKS: dict[BackendKind, StackFactory] = {BackendKind.PROCESS: _process_stack, BackendKind.DOCKER: _docker_stack}
 
 
 @dataclass
@@ -27,28 +81,26 @@ class Workspace:
     environment: Environment
     state: EnvState
     backend: Backend
-    gateway: GatewayProcess
+    gateway: Gateway
     membership: Membership
     notices: list[str] = field(default_factory=list)
 
     @classmethod
     def open(cls, settings: Settings, env: str | None = None) -> Workspace:
         config = ConfigFile(settings.home)
-        environment, notice = resolve_environment(config, env or settings.env)
-        if environment.backend not in _BACKENDS:
+        environment, notice = resolve_environment(config, env or settings.env, _docker_reachable)
+        if environment.backend not in _STACKS:
             raise EnvConfigError(
                 f"environment {environment.name} uses the {environment.backend.value} backend, which this version of "
-                "cortexlite does not have yet (only process environments can deploy); "
+                "cortexlite does not have yet (process and docker environments can deploy); "
                 f"use another environment with -e, or `cortexlite env use local`"
             )
         state = EnvState(settings.home, environment.name)
         reserved = [port for other in config.environments().values() for port in (other.gateway_port, other.admin_port)]
-        module, _, name = _BACKENDS[environment.backend].partition(":")
-        backend = getattr(importlib.import_module(module), name)(settings, state, reserved)
-        layout = GatewayLayout(state.root / "gateway")
-        gateway = GatewayProcess(layout, environment.gateway_port, environment.admin_port, settings.traefik)
-        membership = Membership(layout, TraefikClient(environment.admin_port))
-        return cls(settings, environment, state, backend, gateway, membership, [notice] if notice else [])
+        stack = _STACKS[environment.backend](settings, environment, state, reserved)
+        membership = Membership(stack.routes, TraefikClient(environment.admin_port))
+        notices = [notice] if notice else []
+        return cls(settings, environment, state, stack.backend, stack.gateway, membership, notices)
 
     def require_api(self, name: str) -> None:
         """Raise `NotFoundError` unless the environment has an API called `name`."""

@@ -7,7 +7,7 @@ A backend starts, finds and stops replicas; it knows nothing of rollouts or rout
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from cortexlite.logtail import LogLine, follow, tail_lines
 from cortexlite.project import Project
 from cortexlite.release import Release
 
@@ -45,6 +46,8 @@ class Replica:
 class Probe:
     status: ReplicaStatus
     reason: str | None = None
+    # A named cause the API's status shows, e.g. `error (out of memory)`.
+    condition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,28 @@ class Backend(ABC):
     @abstractmethod
     def describe_start(self, release: Release, snapshot: Path, spec_file: Path) -> dict[str, Any]:
         """What `start` would run, as data (`deploy --dry-run`)."""
+
+    def log_tail(self, replica: Replica, count: int) -> list[str]:
+        """The last `count` raw lines the replica logged (default: its log file)."""
+        path = self.log_file(replica)
+        return tail_lines(path, count) if path is not None else []
+
+    def follow_logs(self, replicas: Callable[[], list[Replica]], stop: Callable[[], bool]) -> Iterator[LogLine]:
+        """New lines of every replica `replicas()` lists, from now until `stop()` (default: log files)."""
+
+        def sources() -> dict[str, Path]:
+            found = {}
+            for replica in replicas():
+                path = self.log_file(replica)
+                if path is not None:
+                    found[replica.id] = path
+            return found
+
+        return follow(sources, stop)
+
+    def compute_shortfall(self, release: Release, missing: int) -> str | None:
+        """Why `missing` more replicas of `release` could not start now (GPUs held elsewhere); None: they could."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

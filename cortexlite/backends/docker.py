@@ -1,7 +1,10 @@
 """The Docker engine, through the docker SDK: the only module that imports `docker`.
 
 Every SDK or transport error leaves this module as `DockerError` (or `ImageBuildError` for a
-failed build) carrying the engine's own explanation.
+failed build) carrying the engine's own explanation. Objects are the Engine API's own JSON
+(`create_container` takes the body of `POST /containers/create`), so what cortexlite asks for is
+plain data that pure functions render and `--dry-run` prints. Every call blocks; nothing in
+cortexlite calls these from an event loop.
 """
 
 from __future__ import annotations
@@ -9,9 +12,11 @@ from __future__ import annotations
 import io
 import os
 import re
+import tarfile
 import threading
+import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,7 +28,7 @@ from docker.utils import parse_repository_tag
 
 from cortexlite.errors import DockerError, ImageBuildError
 
-__all__ = ["DEFAULT_SOCKET", "DockerEngine", "LogSink"]
+__all__ = ["DEFAULT_SOCKET", "DockerEngine", "LogSink", "label_filters"]
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 LogSink = Callable[[str], None]
@@ -70,6 +75,133 @@ class DockerEngine:
     def ping(self) -> None:
         with self._errors("ping"):
             self._client.ping()
+
+    def info(self) -> dict[str, Any]:
+        with self._errors("info"):
+            return dict(self._client.api.info())
+
+    # --- containers -----------------------------------------------------------------------------
+
+    def containers(self, labels: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """Summaries (`GET /containers/json`, stopped ones included) of the containers with `labels`."""
+        with self._errors("list containers"):
+            return list(self._client.api.containers(all=True, filters={"label": label_filters(labels)}))
+
+    def inspect_container(self, ref: str) -> dict[str, Any] | None:
+        with self._errors(f"inspect container {ref}"):
+            try:
+                return dict(self._client.api.inspect_container(ref))
+            except docker.errors.NotFound:
+                return None
+
+    def create_container(self, name: str, config: Mapping[str, Any]) -> str:
+        """`POST /containers/create` with `config` as the body; the new container's id."""
+        with self._errors(f"create container {name}"):
+            created = self._client.api.create_container_from_config(dict(config), name=name)
+        return str(created["Id"])
+
+    def start_container(self, ref: str) -> None:
+        with self._errors(f"start container {ref}"):
+            self._client.api.start(ref)
+
+    def stop_container(self, ref: str, timeout: float) -> None:
+        """SIGTERM (the container's stop signal), SIGKILL after `timeout` s; a gone container is stopped."""
+        with self._errors(f"stop container {ref}"):
+            try:
+                self._client.api.stop(ref, timeout=max(1, round(timeout)))
+            except docker.errors.NotFound:
+                return
+
+    def remove_container(self, ref: str) -> None:
+        with self._errors(f"remove container {ref}"):
+            try:
+                self._client.api.remove_container(ref, force=True)
+            except docker.errors.NotFound:
+                return
+
+    def put_files(self, ref: str, directory: str, files: Mapping[str, bytes]) -> None:
+        """Write `files` (relative name -> content) under `directory` in the container (a volume works)."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, content in files.items():
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode = len(content), int(time.time()), 0o644
+                tar.addfile(info, io.BytesIO(content))
+        with self._errors(f"copy files into {ref}:{directory}"):
+            self._client.api.put_archive(ref, directory, buffer.getvalue())
+
+    def read_file(self, ref: str, path: str) -> bytes | None:
+        """The content of one file in the container, or None when there is no such file."""
+        with self._errors(f"read {ref}:{path}"):
+            try:
+                stream, _ = self._client.api.get_archive(ref, path)
+            except docker.errors.NotFound:
+                return None
+            data = b"".join(stream)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            handle = tar.extractfile(member) if member is not None else None
+            return handle.read() if handle is not None else None
+
+    def exec(self, ref: str, command: Sequence[str]) -> tuple[int, str]:
+        """Run `command` in the running container; its exit code and output."""
+        with self._errors(f"exec {' '.join(command)} in {ref}"):
+            created = self._client.api.exec_create(ref, list(command), stdout=True, stderr=True)
+            output = self._client.api.exec_start(created["Id"])
+            code = self._client.api.exec_inspect(created["Id"]).get("ExitCode")
+        text = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
+        return int(code if code is not None else -1), text
+
+    def log_tail(self, ref: str, lines: int) -> list[str]:
+        with self._errors(f"logs of {ref}"):
+            try:
+                data = self._client.api.logs(ref, stdout=True, stderr=True, tail=lines)
+            except docker.errors.NotFound:
+                return []
+        return data.decode("utf-8", "replace").splitlines() if isinstance(data, bytes) else []
+
+    def follow_log(self, ref: str, since: float) -> Iterator[str]:
+        """Lines the container writes from `since` (a Unix time) until it is removed or the caller stops."""
+        with self._errors(f"logs of {ref}"):
+            try:
+                chunks = self._client.api.logs(
+                    ref, stdout=True, stderr=True, stream=True, follow=True, since=int(since)
+                )
+            except docker.errors.NotFound:
+                return
+        pending = b""
+        try:
+            for chunk in chunks:
+                *complete, pending = (pending + chunk).split(b"\n")
+                for raw in complete:
+                    yield raw.decode("utf-8", "replace")
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return
+
+    # --- networks and volumes -------------------------------------------------------------------
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        with self._errors(f"create network {name}"):
+            # The engine's name filter matches substrings.
+            if not any(found.get("Name") == name for found in self._client.api.networks(names=[name])):
+                self._client.api.create_network(name, driver="bridge", labels=dict(labels))
+
+    def remove_network(self, name: str) -> None:
+        with self._errors(f"remove network {name}"):
+            for network in self._client.api.networks(names=[name]):
+                if network.get("Name") == name:
+                    self._client.api.remove_network(network["Id"])
+
+    def ensure_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        with self._errors(f"create volume {name}"):
+            self._client.api.create_volume(name, labels=dict(labels))
+
+    def remove_volume(self, name: str) -> None:
+        with self._errors(f"remove volume {name}"):
+            try:
+                self._client.api.remove_volume(name, force=True)
+            except docker.errors.NotFound:
+                return
 
     def image_id(self, ref: str) -> str | None:
         """The id (`sha256:...`) of the local image `ref`, or None when the engine has none."""
@@ -183,6 +315,11 @@ def _open_context(context_tar: bytes | Path) -> Iterator[BinaryIO]:
         return
     with context_tar.open("rb") as handle:
         yield handle
+
+
+def label_filters(labels: Mapping[str, str | None]) -> list[str]:
+    """`key=value` filters, or `key` alone (the label is present) for None."""
+    return [key if value is None else f"{key}={value}" for key, value in sorted(labels.items())]
 
 
 def _unreachable(address: str, exc: BaseException) -> str:

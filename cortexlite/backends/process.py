@@ -4,6 +4,8 @@
   replicas start with `CORTEXLITE_DEPENDENCIES=preinstalled`, so none of them runs pip.
 - Ports: from the cortexlite range (`CORTEXLITE_PORT_RANGE`), never a gateway's, chosen under a
   lock shared by every environment of this `CORTEXLITE_HOME` and checked free by binding.
+- GPUs: a replica asking for `compute.gpu` is pinned to free GPUs by UUID (`CUDA_VISIBLE_DEVICES`),
+  chosen under the same lock as ports (`cortexlite.gpus`); its record says which it holds.
 - Records: `apis/<api>/replicas/<id>.json` with (pid, start time), verified before any signal.
 - Logs: `apis/<api>/logs/<id>.log`, rotated at 10 MiB (three old files kept).
 - `dependencies.sh` is not run: it would change this machine (the Docker backend runs it in images).
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,8 +23,10 @@ from typing import Any
 import httpx
 
 from cortexlite.backends.base import Backend, LogSink, Prepared, Probe, Replica, ReplicaStatus, probe_readiness
-from cortexlite.errors import BackendError
+from cortexlite.errors import BackendError, ComputeUnavailable
 from cortexlite.files import Lock, read_json, write_json
+from cortexlite.gpus import Gpu, allocate, cuda_environment, describe_plan, holders, inventory
+from cortexlite.ports import bindable, recorded_ports
 from cortexlite.processes import ProcessRef, Spawned, spawn, terminate
 from cortexlite.project import Project
 from cortexlite.release import Release
@@ -68,6 +71,7 @@ class ProcessBackend(Backend):
         self._reserved = set(reserved_ports)
         self._spawned: dict[str, Spawned] = {}
         self._http = httpx.Client(timeout=1.0, trust_env=False)
+        self._gpus: list[Gpu] | None = None  # sampled once: starting NVML is slow
 
     def close(self) -> None:
         self._http.close()
@@ -92,15 +96,17 @@ class ProcessBackend(Backend):
         log_path = self._log_path(release.name, replica_id)
         with Lock(self.settings.home / ".ports.lock").hold():
             port = self._free_port()
+            pinned = self._pin(release)
             record: dict[str, Any] = {
                 "id": replica_id, "api": release.name, "version": release.version, "port": port,
                 "created_at": time.time(), "log": str(log_path), "pid": 0, "started": 0.0,
+                "gpus": [gpu.uuid for gpu in pinned],
             }  # fmt: skip
             self._write(record)
             env = replica_environment(
                 os.environ, replica_id=replica_id, port=port, snapshot=snapshot, spec_file=spec_file,
                 cache_dir=self.settings.cache_dir,
-            )  # fmt: skip
+            ) | cuda_environment(self._inventory(), pinned)  # fmt: skip
             try:
                 spawned = spawn([str(python), "-m", "cortexlite_runtime"], env=env, cwd=snapshot, log_path=log_path)
             except OSError as exc:
@@ -151,10 +157,14 @@ class ProcessBackend(Backend):
             cache_dir=self.settings.cache_dir,
         )  # fmt: skip
         env["CORTEX_SERVING_PORT"] = f"<a free port in {self.settings.port_range[0]}-{self.settings.port_range[1]}>"
+        gpus, wanted = self._inventory(), release.api.compute.gpu
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = f"<the UUIDs of {wanted} free GPU(s)>" if wanted else ""
         return {
             "command": [str(python), "-m", "cortexlite_runtime"],
             "cwd": str(snapshot),
             "env": env,
+            "gpus": describe_plan(gpus, holders(self.settings), wanted),
             "venv": str(self._venv(release.runtime)),
             "venv_ready": (self._venv(release.runtime) / ".complete").is_file(),
         }
@@ -179,11 +189,32 @@ class ProcessBackend(Backend):
             if not self._record_path(api, candidate).exists():
                 return candidate
 
+    def compute_shortfall(self, release: Release, missing: int) -> str | None:
+        wanted = release.api.compute.gpu * missing
+        if wanted <= 0:
+            return None
+        try:
+            allocate(self._inventory(), holders(self.settings), wanted, release.name)
+        except ComputeUnavailable as exc:
+            return str(exc)
+        return None
+
+    def _inventory(self) -> list[Gpu]:
+        if self._gpus is None:
+            self._gpus = inventory(self.settings.fake_gpus)
+        return self._gpus
+
+    def _pin(self, release: Release) -> list[Gpu]:
+        """The GPUs a new replica of `release` gets; the caller holds the ports lock, which guards them too."""
+        wanted = release.api.compute.gpu
+        held = holders(self.settings) if wanted else {}
+        return allocate(self._inventory(), held, wanted, release.name)
+
     def _free_port(self) -> int:
         first, last = self.settings.port_range
-        taken = self._reserved | _recorded_ports(self.settings.home)
+        taken = self._reserved | recorded_ports(self.settings.home)
         for port in range(first, last + 1):
-            if port not in taken and _bindable(port):
+            if port not in taken and bindable(port):
                 return port
         raise BackendError(
             f"no free port for a replica in {first}-{last} (CORTEXLITE_PORT_RANGE); {len(taken)} are taken by replicas"
@@ -198,28 +229,12 @@ def _replica(record: Mapping[str, Any]) -> Replica:
     return Replica(
         id=str(record["id"]), api=str(record["api"]), version=str(record["version"]),
         address=f"http://127.0.0.1:{record['port']}", created_at=float(record["created_at"]),
-        detail={"pid": int(record["pid"]), "started": float(record["started"]), "port": int(record["port"])},
+        detail={
+            "pid": int(record["pid"]), "started": float(record["started"]), "port": int(record["port"]),
+            "gpus": [str(uuid) for uuid in record.get("gpus") or []],
+        },
     )  # fmt: skip
 
 
 def _ref(replica: Replica) -> ProcessRef:
     return ProcessRef(int(replica.detail["pid"]), float(replica.detail["started"]))
-
-
-def _recorded_ports(home: Path) -> set[int]:
-    ports = set()
-    for path in home.glob("envs/*/apis/*/replicas/*.json"):
-        data = read_json(path)
-        if isinstance(data, dict) and isinstance(data.get("port"), int):
-            ports.add(data["port"])
-    return ports
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

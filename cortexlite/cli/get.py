@@ -72,7 +72,7 @@ def _details(view: ApiView) -> list[RenderableType]:
     if view.reason:
         parts.append(Text(f"reason: {view.reason}", style="red"))
     replicas = Table(box=None, pad_edge=False, title=None)
-    for column in ("replica", "status", "serving", "up-to-date", "address", "pid", "age"):
+    for column in ("replica", "status", "serving", "up-to-date", "address", "pid / container", "age"):
         replicas.add_column(column)
     for replica in view.replicas:
         status = (
@@ -80,7 +80,7 @@ def _details(view: ApiView) -> list[RenderableType]:
         )
         replicas.add_row(
             replica.id, status, "yes" if replica.serving else "no", "yes" if replica.up_to_date else "no",
-            replica.address, str(replica.pid or "-"), ago(replica.created_at),
+            replica.address, str(replica.pid or replica.container or "-"), ago(replica.created_at),
         )  # fmt: skip
     parts += [Text(""), replicas]
     return parts

@@ -1,4 +1,4 @@
-"""`cortexlite image ...`: build the runtime image."""
+"""`cortexlite image ...`: build the runtime and gateway images."""
 
 from __future__ import annotations
 
@@ -34,16 +34,30 @@ def build(
     ] = None,
     output: Annotated[Output, typer.Option("--output", "-o", help="Output format.")] = Output.text,
 ) -> None:
-    """Build the runtime image (reused when its content hash already exists); print its tag."""
-    # Imported here: the docker SDK loads only for commands that talk to Docker.
-    from cortexlite.image import ImageOptions, build_runtime_image
+    """Build the runtime and gateway images (reused when their content hash exists); print their tags.
 
+    The options are recorded in CORTEXLITE_HOME/image.json: deploys build missing images (a
+    project's dependency image, a runtime image after an upgrade) with the same index, CA and wheels.
+    """
+    # Imported here: the docker SDK loads only for commands that talk to Docker.
+    from cortexlite.backends.docker import DockerEngine
+    from cortexlite.gateway.container import ensure_gateway_image
+    from cortexlite.image import ImageOptions, build_runtime_image, save_options
+    from cortexlite.settings import Settings
+    from cortexlite.workspace import IMAGE_OPTIONS_FILE
+
+    settings = Settings.from_env()
     options = ImageOptions(base_image=base_image, pip_index_url=pip_index_url, ca_cert=ca_cert, wheelhouse=wheelhouse)
-    ref = build_runtime_image(options, on_log=_log_to_stderr)
+    with DockerEngine.from_env() as engine:
+        engine.ping()
+        ref = build_runtime_image(options, _log_to_stderr, engine)
+        gateway = ensure_gateway_image(engine, options, settings.cache_dir, settings.traefik, _log_to_stderr)
+    save_options(settings.home / IMAGE_OPTIONS_FILE, options)
     if output is Output.json:
-        typer.echo(json.dumps(dataclasses.asdict(ref)))
+        typer.echo(json.dumps(dataclasses.asdict(ref) | {"gateway": gateway}))
     else:
         typer.echo(ref.tag)
+        typer.echo(gateway)
 
 
 def _log_to_stderr(line: str) -> None:

@@ -10,10 +10,12 @@ import sys
 from typing import Annotated
 
 import typer
+from loguru import logger
 
 from cortexlite import __version__
 from cortexlite.cli import deploy, env, image
 from cortexlite.cli.get import get_command
+from cortexlite.cli.gpus import gpus_command
 from cortexlite.cli.logs import logs_command
 from cortexlite.cli.predict import predict_command
 from cortexlite.cli.prune import prune_command
@@ -32,6 +34,7 @@ app.add_typer(image.app, name="image")
 app.add_typer(env.app, name="env")
 deploy.register(app)
 app.command("get")(get_command)
+app.command("gpus")(gpus_command)
 app.command("logs")(logs_command)
 app.command("predict")(predict_command)
 app.command("prune")(prune_command)
@@ -58,6 +61,9 @@ def version() -> None:
 
 
 def main() -> None:
+    # Library modules log through loguru; a command shows only warnings (the runtime's NVML probe logs at debug).
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING", format="{level}: {message}")
     try:
         app()
     except CortexliteError as exc:

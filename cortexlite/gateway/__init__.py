@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from cortexlite.gateway.config import GatewayLayout, api_routes, router_name, static_config
-from cortexlite.gateway.membership import Membership
+from cortexlite.gateway.membership import FileRoutes, Membership, RouteStore
 from cortexlite.gateway.metrics import ApiTraffic, parse_traffic
 
-__all__ = ["ApiTraffic", "GatewayLayout", "Membership", "api_routes", "parse_traffic", "router_name", "static_config"]
+__all__ = [
+    "ApiTraffic",
+    "FileRoutes",
+    "GatewayLayout",
+    "Membership",
+    "RouteStore",
+    "api_routes",
+    "parse_traffic",
+    "router_name",
+    "static_config",
+]

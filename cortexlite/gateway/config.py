@@ -73,12 +73,15 @@ def router_name(api: str) -> str:
     return f"cortexlite-{api}"
 
 
-def static_config(layout: GatewayLayout, *, port: int, admin_port: int, host: str = "127.0.0.1") -> dict[str, Any]:
+def static_config(
+    layout: GatewayLayout, *, port: int, admin_port: int, host: str = "127.0.0.1", admin_host: str = "127.0.0.1"
+) -> dict[str, Any]:
+    """Traefik's static configuration; `host`s are what it binds (0.0.0.0 inside a bridge-networked container)."""
     return {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": {
             "web": {"address": f"{host}:{port}"},
-            "traefik": {"address": f"127.0.0.1:{admin_port}"},
+            "traefik": {"address": f"{admin_host}:{admin_port}"},
         },
         "api": {"insecure": True, "dashboard": False},
         "ping": {"entryPoint": "traefik"},

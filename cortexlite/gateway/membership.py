@@ -2,13 +2,15 @@
 
 A change is written atomically (a rename from a staging directory) and then confirmed by asking
 Traefik what it routes to, so "this replica is out of routing" is a fact before it gets SIGTERM,
-never a guess after a sleep.
+never a guess after a sleep. Where the files live is a `RouteStore`: a local directory for a
+Traefik process, a volume of the gateway container (written through the Docker API) for Docker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from typing import Protocol
 
 import yaml
 
@@ -17,42 +19,103 @@ from cortexlite.files import atomic_write
 from cortexlite.gateway.client import TraefikClient
 from cortexlite.gateway.config import GatewayLayout, api_routes, servers_of
 
-__all__ = ["CONFIRM_TIMEOUT_S", "Membership"]
+__all__ = ["CONFIRM_TIMEOUT_S", "FileRoutes", "Membership", "RouteStore"]
 
 CONFIRM_TIMEOUT_S = 15.0
 
 
-class Membership:
-    def __init__(self, layout: GatewayLayout, client: TraefikClient | None) -> None:
-        self.layout = layout
-        self.client = client
+class RouteStore(Protocol):
+    """The watched directory of the file provider: one `<api>.yml` per API, replaced atomically."""
 
-    def apis(self) -> list[str]:
+    where: str  # for messages: where the files and the gateway's log are
+
+    def read(self, api: str) -> str | None: ...
+
+    def write(self, api: str, text: str) -> None: ...
+
+    def delete(self, api: str) -> None: ...
+
+    def names(self) -> list[str]: ...
+
+
+class FileRoutes:
+    """The directory a Traefik process on this machine watches."""
+
+    def __init__(self, layout: GatewayLayout) -> None:
+        self.layout = layout
+        self.where = f"{layout.dynamic_dir}; the gateway's log is {layout.log}"
+
+    def read(self, api: str) -> str | None:
+        try:
+            return self.layout.api_file(api).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def write(self, api: str, text: str) -> None:
+        atomic_write(self.layout.api_file(api), text, staging_dir=self.layout.staging_dir)
+
+    def delete(self, api: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.layout.api_file(api).unlink()
+
+    def names(self) -> list[str]:
         if not self.layout.dynamic_dir.is_dir():
             return []
         return sorted(path.stem for path in self.layout.dynamic_dir.glob("*.yml"))
 
+
+class Membership:
+    """Routing of one environment. A command that holds an API's lock is its only writer, so what
+    this object wrote (or read once) is what the store holds: reads after the first come from memory.
+    """
+
+    def __init__(self, store: RouteStore, client: TraefikClient | None) -> None:
+        self.store = store
+        self.client = client
+        self._texts: dict[str, str | None] = {}
+
+    def apis(self) -> list[str]:
+        return self.store.names()
+
+    def has(self, api: str) -> bool:
+        """Whether `api` has a routing file (possibly with no servers)."""
+        return self._text(api) is not None
+
     def members(self, api: str) -> list[str]:
         """The replica URLs routed for `api` (empty when it has no routing file)."""
+        text = self._text(api)
+        if text is None:
+            return []
         try:
-            data = yaml.safe_load(self.layout.api_file(api).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError):
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError:
             return []
         return sorted(servers_of(data, api)) if isinstance(data, dict) else []
 
     def set(self, api: str, endpoint: str, servers: list[str], timeout: float = CONFIRM_TIMEOUT_S) -> None:
         """Route `api` to exactly `servers` and wait until Traefik does."""
         text = yaml.safe_dump(api_routes(api, endpoint, sorted(servers)), sort_keys=True)
-        path = self.layout.api_file(api)
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            atomic_write(path, text, staging_dir=self.layout.staging_dir)
+        if self._text(api) != text:
+            self.store.write(api, text)
+            self._texts[api] = text
         self._confirm(api, sorted(servers), timeout)
 
     def remove(self, api: str, timeout: float = CONFIRM_TIMEOUT_S) -> None:
         """Stop routing `api` at all (its endpoint then answers 404)."""
-        with contextlib.suppress(FileNotFoundError):
-            self.layout.api_file(api).unlink()
+        self.store.delete(api)
+        self._texts[api] = None
         self._confirm(api, None, timeout)
+
+    def clear(self) -> None:
+        """Forget every routing file, unconfirmed (the gateway is about to stop)."""
+        for api in self.store.names():
+            self.store.delete(api)
+            self._texts[api] = None
+
+    def _text(self, api: str) -> str | None:
+        if api not in self._texts:
+            self._texts[api] = self.store.read(api)
+        return self._texts[api]
 
     def _confirm(self, api: str, expected: list[str] | None, timeout: float) -> None:
         if self.client is None:
@@ -69,6 +132,6 @@ class Membership:
             if time.monotonic() >= deadline:
                 raise GatewayError(
                     f"the gateway did not apply the routing of {api} within {timeout:g}s "
-                    f"(expected {expected}, it routes to {seen}); see {self.layout.log}"
+                    f"(expected {expected}, it routes to {seen}); see {self.store.where}"
                 )
             time.sleep(0.02)

@@ -13,6 +13,7 @@ import socket
 import sys
 import sysconfig
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -77,15 +78,19 @@ class GatewayProcess:
             return None
         return record if record.process.alive() else None
 
-    def ensure(self) -> tuple[GatewayRecord, bool]:
-        """The running gateway, started when absent (or restarted on other ports); True when started now."""
+    def running(self) -> bool:
+        return self.record() is not None
+
+    def ensure(self, log: Callable[[str], None] | None = None) -> tuple[str, bool]:
+        """Start Traefik when absent (or restart it on other ports); (what runs, True when started now)."""
         with self._lock.hold():
             record = self.record()
             if record is not None and (record.port, record.admin_port) == (self.port, self.admin_port):
-                return record, False
+                return f"Traefik, pid {record.pid}", False
             if record is not None:
                 terminate([record.process], timeout=10)
-            return self._start(), True
+            record = self._start()
+            return f"Traefik, pid {record.pid}", True
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop the gateway; False when none was running."""

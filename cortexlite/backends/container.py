@@ -1,0 +1,401 @@
+"""The Docker backend: each replica is a container of the runtime (or dependency) image.
+
+- Images: the runtime image (content-hash tag, built when missing), and when the project has
+  `requirements.txt` or `dependencies.sh` a dependency image FROM it, once per (runtime image,
+  dependency files); replicas start with `CORTEXLITE_DEPENDENCIES=preinstalled`.
+- Containers carry the labels `cortexlite.env`, `.api`, `.replica`, `.version`, `.spec`, `.created`
+  (and `.port`, `.gpus` when they hold them): the engine is the record, so another terminal sees
+  the same replicas. The snapshot is bind-mounted read-only at `/mnt/project`, the resolved spec at
+  `/mnt/spec/api.json`; CPU and memory are limited only when the spec sets them.
+- Networks: `host` puts each replica on its own 127.0.0.1 port from the cortexlite range; `bridge`
+  puts them on the environment's network, where the gateway reaches them by name.
+- GPUs: `compute.gpu: N` asks for N specific device IDs (NVML UUIDs) that no other replica holds.
+
+Every call here blocks (the Docker SDK); the control plane never calls them from an event loop.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any
+
+import httpx
+
+from cortexlite import gpus
+from cortexlite.backends.base import Backend, LogSink, Prepared, Probe, Replica, ReplicaStatus, probe_readiness
+from cortexlite.backends.docker import DockerEngine
+from cortexlite.dependency_image import (
+    DEPENDENCY_FILES,
+    dependency_image,
+    dockerfile_digest,
+    ensure_dependency_image,
+)
+from cortexlite.environments import Environment, Network
+from cortexlite.errors import BackendError, ComputeUnavailable, DockerError
+from cortexlite.files import Lock
+from cortexlite.image import ImageOptions, build_runtime_image, planned_runtime_tag
+from cortexlite.logtail import LogLine, render
+from cortexlite.ports import bindable, recorded_ports
+from cortexlite.project import Project
+from cortexlite.release import Release
+from cortexlite.settings import Settings
+from cortexlite.state import EnvState
+from cortexlite_runtime.gpu import Gpu
+
+__all__ = ["DockerBackend", "ReplicaPlan", "gpu_holders", "replica_container_config"]
+
+PROJECT_DIR = "/mnt/project"
+SPEC_PATH = "/mnt/spec/api.json"
+CACHE_DIR = "/var/cache/cortexlite"
+SERVING_PORT = 8888  # inside a bridge-networked container
+# The runtime's default shutdown delay (2 s) + grace period (30 s) + 5 s.
+STOP_TIMEOUT_S = 37
+_UNBUILT = "cortexlite/runtime:(to be built)"
+_NVIDIA_HINT = (
+    "Docker cannot give containers GPUs here: install the NVIDIA Container Toolkit (nvidia-container-toolkit) "
+    "on the Docker host, run `nvidia-ctk runtime configure --runtime=docker` and restart dockerd"
+)
+
+
+@dataclass(frozen=True)
+class ReplicaPlan:
+    """One replica container, as data: `replica_container_config` renders it for the Engine API."""
+
+    env: str
+    replica_id: str
+    release: Release
+    image: str
+    snapshot: Path
+    spec_file: Path
+    network: Network
+    port: int | None  # host networking: the replica's 127.0.0.1 port
+    gpus: tuple[str, ...]  # NVML UUIDs
+    labels: Mapping[str, str]
+    created_at: float
+
+    @property
+    def name(self) -> str:
+        return f"cortexlite-{self.env}-{self.release.name}-{self.replica_id}"
+
+
+def replica_container_config(plan: ReplicaPlan) -> dict[str, Any]:
+    """The body of `POST /containers/create` for one replica (pure)."""
+    release, compute = plan.release, plan.release.api.compute
+    host_mode = plan.network is Network.HOST
+    port = plan.port if host_mode and plan.port is not None else SERVING_PORT
+    labels = dict(plan.labels) | {
+        "cortexlite.env": plan.env, "cortexlite.role": "replica", "cortexlite.api": release.name,
+        "cortexlite.replica": plan.replica_id, "cortexlite.version": release.version,
+        "cortexlite.spec": release.spec_hash, "cortexlite.created": f"{plan.created_at:.6f}",
+    }  # fmt: skip
+    if host_mode:
+        labels["cortexlite.port"] = str(port)
+    if plan.gpus:
+        labels["cortexlite.gpus"] = ",".join(plan.gpus)
+    env = {
+        "CORTEX_SERVING_HOST": "127.0.0.1" if host_mode else "0.0.0.0",
+        "CORTEX_SERVING_PORT": str(port),
+        "CORTEX_PROJECT_DIR": PROJECT_DIR,
+        "CORTEX_API_SPEC": SPEC_PATH,
+        "CORTEX_CACHE_DIR": CACHE_DIR,
+        "CORTEXLITE_DEPENDENCIES": "preinstalled",
+        "CORTEXLITE_LOG_FORMAT": "json",
+        "CORTEXLITE_REPLICA_ID": plan.replica_id,
+    }
+    host: dict[str, Any] = {
+        "Binds": [f"{plan.snapshot}:{PROJECT_DIR}:ro", f"{plan.spec_file}:{SPEC_PATH}:ro"],
+        "Mounts": [{"Type": "volume", "Source": f"cortexlite-{plan.env}-cache", "Target": CACHE_DIR}],
+        "RestartPolicy": {"Name": "unless-stopped"},
+        "NetworkMode": "host" if host_mode else f"cortexlite-{plan.env}",
+        "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
+    }
+    if compute.cpu is not None:
+        host["NanoCpus"] = int(compute.cpu * 1e9)
+    if compute.mem is not None:
+        host["Memory"] = compute.mem
+        host["MemorySwap"] = compute.mem  # no swap: over the limit is an OOM kill, reported as such
+    if plan.gpus:
+        host["DeviceRequests"] = [{"Driver": "nvidia", "DeviceIDs": list(plan.gpus), "Capabilities": [["gpu"]]}]
+    config: dict[str, Any] = {
+        "Image": plan.image,
+        "Env": [f"{key}={value}" for key, value in env.items()],
+        "Labels": labels,
+        "WorkingDir": PROJECT_DIR,
+        "StopSignal": "SIGTERM",
+        "StopTimeout": STOP_TIMEOUT_S,
+        "HostConfig": host,
+    }
+    if not host_mode:
+        config["ExposedPorts"] = {f"{SERVING_PORT}/tcp": {}}
+        config["NetworkingConfig"] = {"EndpointsConfig": {f"cortexlite-{plan.env}": {"Aliases": [plan.name]}}}
+    return config
+
+
+def gpu_holders(engine: DockerEngine) -> dict[str, str]:
+    """NVML UUID -> `env/api/replica` for every cortexlite container on the engine holding GPUs."""
+    held = {}
+    for summary in engine.containers({"cortexlite.gpus": None}):
+        labels = summary.get("Labels") or {}
+        holder = f"{labels.get('cortexlite.env')}/{labels.get('cortexlite.api')}/{labels.get('cortexlite.replica')}"
+        for uuid in str(labels.get("cortexlite.gpus", "")).split(","):
+            if uuid:
+                held[uuid] = holder
+    return held
+
+
+class DockerBackend(Backend):
+    kind = "docker"
+
+    def __init__(
+        self, settings: Settings, state: EnvState, reserved_ports: Sequence[int], *, environment: Environment,
+        engine: DockerEngine, options: ImageOptions, labels: Mapping[str, str],
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.state = state
+        self.environment = environment
+        self.engine = engine
+        self.options = options
+        self.labels = dict(labels)
+        self.network = environment.network or Network.BRIDGE
+        self._reserved = set(reserved_ports)
+        self._http = httpx.Client(timeout=1.0, trust_env=False)
+        self._inventory: list[Gpu] | None = None
+        self._shared_ready = False
+
+    def close(self) -> None:
+        self._http.close()
+        self.engine.close()
+
+    # --- images ---------------------------------------------------------------------------------
+
+    def runtime_for(self, project: Project, api: str) -> str:
+        runtime = planned_runtime_tag(self.engine, self.options)
+        if runtime is None:
+            return _UNBUILT
+        return self._image_for(project, runtime)
+
+    def prepare(self, project: Project, api: str, log: LogSink) -> Prepared:
+        runtime = build_runtime_image(self.options, log, self.engine)
+        files = {name: project.read(name) for name in DEPENDENCY_FILES}
+        image = dependency_image(runtime.tag, files, self.options, dockerfile_digest())
+        if image is None:
+            return Prepared(runtime.tag, runtime.built, {"image": runtime.tag})
+        built = ensure_dependency_image(self.engine, image, self.options, log)
+        return Prepared(image.tag, runtime.built or built, {"image": image.tag, "runtime_image": runtime.tag})
+
+    def _image_for(self, project: Project, runtime: str) -> str:
+        files = {name: project.read(name) for name in DEPENDENCY_FILES}
+        image = dependency_image(runtime, files, self.options, dockerfile_digest())
+        return image.tag if image is not None else runtime
+
+    # --- replicas -------------------------------------------------------------------------------
+
+    def start(self, release: Release, snapshot: Path, spec_file: Path) -> Replica:
+        if self.engine.image_id(release.runtime) is None:
+            raise BackendError(f"the image {release.runtime} is not on the Docker engine at {self.engine.address}")
+        self._ensure_shared()
+        with Lock(self.settings.home / ".ports.lock").hold():
+            port = self._free_port() if self.network is Network.HOST else None
+            plan = ReplicaPlan(
+                env=self.environment.name, replica_id=secrets.token_hex(3), release=release, image=release.runtime,
+                snapshot=snapshot, spec_file=spec_file, network=self.network, port=port,
+                gpus=tuple(gpu.uuid for gpu in self._gpus(release)), labels=self.labels, created_at=time.time(),
+            )  # fmt: skip
+            self.engine.create_container(plan.name, replica_container_config(plan))
+        try:
+            self.engine.start_container(plan.name)
+        except DockerError as exc:
+            self.engine.remove_container(plan.name)
+            raise BackendError(_start_failure(release.name, plan, exc)) from exc
+        found = self.engine.containers({"cortexlite.env": plan.env, "cortexlite.replica": plan.replica_id})
+        if not found:
+            raise BackendError(f"the container {plan.name} vanished right after it started")
+        return self._replica(found[0])
+
+    def replicas(self, api: str) -> list[Replica]:
+        found = self.engine.containers(
+            {"cortexlite.env": self.environment.name, "cortexlite.role": "replica", "cortexlite.api": api}
+        )
+        return sorted((self._replica(summary) for summary in found), key=lambda replica: replica.created_at)
+
+    def probe(self, replica: Replica) -> Probe:
+        found = self.engine.inspect_container(str(replica.detail["container"]))
+        if found is None:
+            return Probe(ReplicaStatus.EXITED, "the container is gone")
+        state = found.get("State", {})
+        status = state.get("Status")
+        if status == "running" and not state.get("Restarting"):
+            probe = probe_readiness(self._http, self._probe_address(replica, found))
+        else:
+            probe = Probe(ReplicaStatus.EXITED, f"the container exited with code {state.get('ExitCode')}")
+        if state.get("OOMKilled"):
+            # Docker keeps the flag after it restarts the container: a replica that is ready again has recovered.
+            limit = found.get("HostConfig", {}).get("Memory") or 0
+            where = f" at its memory limit ({limit / 2**20:.0f} MiB)" if limit else ""
+            if probe.status is ReplicaStatus.READY:
+                return Probe(ReplicaStatus.READY, f"restarted after running out of memory{where}")
+            reason = f"out of memory: the kernel killed it{where}; raise compute.mem"
+            return Probe(ReplicaStatus.FAILED, reason, condition="out of memory")
+        if state.get("Restarting"):
+            restarts = found.get("RestartCount", 0)
+            return Probe(ReplicaStatus.EXITED, f"{probe.reason}; Docker is restarting it (restart {restarts})")
+        if status not in ("running", "exited", "dead"):
+            return Probe(ReplicaStatus.STARTING, f"the container is {status}")
+        return probe
+
+    def stop(self, replicas: Sequence[Replica], timeout: float) -> None:
+        def stop_one(replica: Replica) -> None:
+            name = str(replica.detail["container"])
+            self.engine.stop_container(name, timeout)
+            self.engine.remove_container(name)
+
+        if not replicas:
+            return
+        with ThreadPoolExecutor(max_workers=min(8, len(replicas))) as pool:
+            list(pool.map(stop_one, replicas))
+
+    def log_file(self, replica: Replica) -> Path | None:
+        return None
+
+    def log_tail(self, replica: Replica, count: int) -> list[str]:
+        return self.engine.log_tail(str(replica.detail["container"]), count)
+
+    def follow_logs(self, replicas: Callable[[], list[Replica]], stop: Callable[[], bool]) -> Iterator[LogLine]:
+        return _follow(self.engine, replicas, stop)
+
+    def compute_shortfall(self, release: Release, missing: int) -> str | None:
+        wanted = release.api.compute.gpu * missing
+        if wanted <= 0:
+            return None
+        try:
+            gpus.allocate(self._gpu_inventory(), self._held(), wanted, release.name)
+        except ComputeUnavailable as exc:
+            return str(exc)
+        return None
+
+    def describe_start(self, release: Release, snapshot: Path, spec_file: Path) -> dict[str, Any]:
+        plan = ReplicaPlan(
+            env=self.environment.name, replica_id="<replica id>", release=release, image=release.runtime,
+            snapshot=snapshot, spec_file=spec_file, network=self.network,
+            port=self.settings.port_range[0] if self.network is Network.HOST else None,
+            gpus=tuple(f"<GPU {n}: a free NVML UUID>" for n in range(release.api.compute.gpu)),
+            labels=self.labels, created_at=0.0,
+        )  # fmt: skip
+        config = replica_container_config(plan)
+        if self.network is Network.HOST:
+            config["Labels"]["cortexlite.port"] = f"<a free port in {self.settings.port_range}>"
+        return {"name": plan.name, "engine": self.engine.address, "container": config}
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _replica(self, summary: Mapping[str, Any]) -> Replica:
+        labels = summary.get("Labels") or {}
+        name = str((summary.get("Names") or ["/?"])[0]).lstrip("/")
+        port = labels.get("cortexlite.port")
+        address = f"http://127.0.0.1:{port}" if port else f"http://{name}:{SERVING_PORT}"
+        return Replica(
+            id=str(labels.get("cortexlite.replica")), api=str(labels.get("cortexlite.api")),
+            version=str(labels.get("cortexlite.version")), address=address,
+            created_at=float(labels.get("cortexlite.created") or summary.get("Created") or 0),
+            detail={"container": name, "id": str(summary.get("Id", ""))[:12], "port": int(port) if port else None,
+                    "gpus": [uuid for uuid in str(labels.get("cortexlite.gpus", "")).split(",") if uuid]},
+        )  # fmt: skip
+
+    def _probe_address(self, replica: Replica, found: Mapping[str, Any]) -> str:
+        if replica.detail.get("port"):
+            return replica.address
+        # Bridge: the container's address on the environment's network (this machine's engine).
+        networks = found.get("NetworkSettings", {}).get("Networks", {}) or {}
+        ip = (networks.get(f"cortexlite-{self.environment.name}") or {}).get("IPAddress")
+        return f"http://{ip}:{SERVING_PORT}" if ip else replica.address
+
+    def _ensure_shared(self) -> None:
+        """The environment's cache volume (and bridge network), made with cortexlite's labels."""
+        if self._shared_ready:
+            return
+        labels = self.labels | {"cortexlite.env": self.environment.name}
+        self.engine.ensure_volume(f"cortexlite-{self.environment.name}-cache", labels)
+        if self.network is Network.BRIDGE:
+            self.engine.ensure_network(f"cortexlite-{self.environment.name}", labels)
+        self._shared_ready = True
+
+    def _gpus(self, release: Release) -> list[Gpu]:
+        count = release.api.compute.gpu
+        if count <= 0:
+            return []
+        return gpus.allocate(self._gpu_inventory(), self._held(), count, release.name)
+
+    def _gpu_inventory(self) -> list[Gpu]:
+        if self._inventory is None:
+            self._inventory = gpus.inventory(self.settings.fake_gpus)
+        return self._inventory
+
+    def _held(self) -> dict[str, str]:
+        return gpus.holders(self.settings) | gpu_holders(self.engine)
+
+    def _free_port(self) -> int:
+        first, last = self.settings.port_range
+        taken = self._reserved | recorded_ports(self.settings.home) | self._labelled_ports()
+        for port in range(first, last + 1):
+            if port not in taken and bindable(port):
+                return port
+        raise BackendError(
+            f"no free port for a replica in {first}-{last} (CORTEXLITE_PORT_RANGE); {len(taken)} are taken by replicas"
+        )
+
+    def _labelled_ports(self) -> set[int]:
+        ports = set()
+        for summary in self.engine.containers({"cortexlite.port": None}):
+            value = (summary.get("Labels") or {}).get("cortexlite.port", "")
+            if str(value).isdigit():
+                ports.add(int(value))
+        return ports
+
+
+def _start_failure(api: str, plan: ReplicaPlan, exc: DockerError) -> str:
+    text = str(exc)
+    if plan.gpus and ("could not select device driver" in text or "nvidia" in text.lower()):
+        return f"cannot start a replica of {api} with {len(plan.gpus)} GPU(s): {_NVIDIA_HINT}; the engine said: {text}"
+    return f"cannot start a replica of {api}: {text}"
+
+
+def _follow(engine: DockerEngine, replicas: Callable[[], list[Replica]], stop: Callable[[], bool]) -> Iterator[LogLine]:
+    """One reader thread per container (the engine streams each log), merged into one queue."""
+    lines: Queue[LogLine] = Queue()
+    readers: dict[str, threading.Thread] = {}
+    since = time.time()
+    next_scan = 0.0
+    while not stop():
+        if time.monotonic() >= next_scan:
+            for replica in replicas():
+                container = str(replica.detail["container"])
+                if container in readers and readers[container].is_alive():
+                    continue
+                # New, or its stream ended (Docker restarted the container): read on from now.
+                start = since if container not in readers else time.time()
+                reader = threading.Thread(
+                    target=_read_into, args=(engine, container, replica.id, start, lines), daemon=True
+                )
+                reader.start()
+                readers[container] = reader
+            next_scan = time.monotonic() + 1.0
+        try:
+            yield lines.get(timeout=0.2)
+        except Empty:
+            continue
+
+
+def _read_into(engine: DockerEngine, container: str, source: str, since: float, lines: Queue[LogLine]) -> None:
+    try:
+        for raw in engine.follow_log(container, since):
+            text, moment = render(raw)
+            lines.put(LogLine(source, text, moment))
+    except DockerError:
+        return

@@ -1,0 +1,52 @@
+"""`gpus [-o json]`: this machine's GPUs and the replicas that hold them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from cortexlite.cli.common import Output, echo_json, stdout
+from cortexlite.gpus import holders, inventory
+from cortexlite.settings import Settings
+
+__all__ = ["gpus_command"]
+
+
+def gpus_command(
+    output: Annotated[Output, typer.Option("--output", "-o", help="Output format.")] = Output.text,
+) -> None:
+    """List this machine's GPUs (from NVML): memory, utilisation, and which replica holds each."""
+    settings = Settings.from_env()
+    found = inventory(settings.fake_gpus)
+    held = holders(settings) | (_container_holders() if found else {})
+    if output is Output.json:
+        echo_json([{**asdict(gpu), "held_by": held.get(gpu.uuid)} for gpu in found])
+        return
+    if not found:
+        stdout.print("no GPUs found", markup=False)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("index", "uuid", "model", "memory", "utilisation", "held by"):
+        table.add_column(column, justify="right" if column in ("index", "utilisation") else "left")
+    for gpu in found:
+        memory = f"{gpu.memory_used_bytes // 2**20}/{gpu.memory_total_bytes // 2**20} MiB"
+        cells = (str(gpu.index), gpu.uuid, gpu.name, memory, f"{gpu.utilization * 100:.0f}%", held.get(gpu.uuid, "-"))
+        table.add_row(*(Text(cell) for cell in cells))
+    stdout.print(table)
+
+
+def _container_holders() -> dict[str, str]:
+    """GPUs held by replica containers of this machine's Docker engine (none when no engine answers)."""
+    from cortexlite.backends.container import gpu_holders
+    from cortexlite.backends.docker import DockerEngine
+    from cortexlite.errors import DockerError
+
+    try:
+        with DockerEngine.from_env() as engine:
+            return gpu_holders(engine)
+    except DockerError:
+        return {}

@@ -1,0 +1,173 @@
+"""GPUs for replicas: this machine's inventory, who holds which, and which ones a new replica gets.
+
+A replica asking for `compute.gpu: N` is pinned to N GPUs that no other replica holds, chosen
+lowest index first under the lock the process backend takes for ports, and it sees only them
+through `CUDA_VISIBLE_DEVICES`. The variable names GPUs by UUID: CUDA's default device order
+(fastest first) can differ from NVML's index order, UUIDs cannot.
+
+A replica asking for none gets `CUDA_VISIBLE_DEVICES=""` when this machine has GPUs (as Cortex
+kept GPUs from CPU APIs, so a CPU replica never takes memory on a GPU another replica holds); on a
+machine without GPUs the variable is left as the user's environment has it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from cortexlite.errors import ComputeUnavailable, ConfigError
+from cortexlite.files import read_json
+from cortexlite.processes import ProcessRef
+from cortexlite.settings import Settings
+from cortexlite_runtime.gpu import Gpu, GpuMonitor
+
+__all__ = [
+    "Gpu",
+    "allocate",
+    "cuda_environment",
+    "cuda_visible_devices",
+    "describe_plan",
+    "holders",
+    "inventory",
+    "process_holders",
+]
+
+# A process record with pid 0 is a start in progress: it holds its GPUs as long as it holds its port.
+_RESERVATION_S = 60.0
+
+
+class _ScriptedGpu(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    index: int
+    uuid: str
+    name: str
+    memory_total_bytes: int = 0
+    memory_used_bytes: int = 0
+    utilization: float = 0.0
+
+
+_SCRIPT = TypeAdapter(list[_ScriptedGpu])
+
+
+def inventory(fake: str | None) -> list[Gpu]:
+    """This machine's GPUs by index, from NVML (none when NVML is absent or finds none).
+
+    `fake` (`CORTEXLITE_FAKE_GPUS`, see `Settings`) replaces NVML with a scripted NVML inventory: a
+    test aid for machines without GPUs (like the ones cortexlite's tests run on), never a way to
+    run on GPUs that are not there. It is a JSON list of objects with Gpu's fields (`index`,
+    `uuid`, `name`; `memory_total_bytes`, `memory_used_bytes` and `utilization` default to 0), or
+    `@PATH` of a file holding one. A malformed one raises `ConfigError`.
+    """
+    if fake is not None:
+        return _scripted(fake)
+    monitor = GpuMonitor()
+    try:
+        return monitor.sample()
+    finally:
+        monitor.close()
+
+
+def allocate(inventory: Sequence[Gpu], held: Mapping[str, str], count: int, who: str) -> list[Gpu]:
+    """`count` GPUs of `inventory` that are not in `held` (uuid -> holder), lowest index first.
+
+    Raises `ComputeUnavailable`, saying what `who` asked for and what holds the rest, when too few are free.
+    """
+    if count == 0:
+        return []
+    by_index = sorted(inventory, key=lambda gpu: gpu.index)
+    free = [gpu for gpu in by_index if gpu.uuid not in held]
+    if len(free) >= count:
+        return free[:count]
+    if not inventory:
+        raise ComputeUnavailable(f"{who} needs {count} GPU(s) but this machine has none (NVML found no GPUs)")
+    taken = [f"GPU {gpu.index} held by {held[gpu.uuid]}" for gpu in by_index if gpu.uuid in held]
+    if not taken:
+        raise ComputeUnavailable(f"{who} needs {count} GPU(s) but this machine has {len(inventory)}")
+    raise ComputeUnavailable(f"{who} needs {count} GPU(s); {len(free)} of {len(inventory)} free ({', '.join(taken)})")
+
+
+def cuda_visible_devices(gpus: Sequence[Gpu]) -> str:
+    """`CUDA_VISIBLE_DEVICES` for a process that sees exactly `gpus`, in this order ("" hides them all)."""
+    return ",".join(gpu.uuid for gpu in gpus)
+
+
+def cuda_environment(inventory: Sequence[Gpu], pinned: Sequence[Gpu]) -> dict[str, str]:
+    """What a replica pinned to `pinned` adds to its environment: nothing on a machine without GPUs."""
+    return {"CUDA_VISIBLE_DEVICES": cuda_visible_devices(pinned)} if inventory else {}
+
+
+def describe_plan(inventory: Sequence[Gpu], held: Mapping[str, str], count: int) -> str:
+    """What a start would do with GPUs, in words (`deploy --dry-run`)."""
+    free = sum(gpu.uuid not in held for gpu in inventory)
+    if count == 0:
+        if not inventory:
+            return "none (no GPUs on this machine; CUDA_VISIBLE_DEVICES is left as it is)"
+        return f'none (CUDA_VISIBLE_DEVICES="" hides the {len(inventory)} GPU(s) of this machine)'
+    if not inventory:
+        return f"{count} asked for, but this machine has none (NVML found no GPUs), so the start would fail"
+    plan = f"{count} pinned at start (by UUID, in CUDA_VISIBLE_DEVICES) from {len(inventory)} on this machine"
+    if free < count:
+        return f"{plan}; only {free} free now, so the start would fail"
+    return f"{plan}; {free} free now"
+
+
+def process_holders(home: Path) -> dict[str, str]:
+    """uuid -> "env/api/replica" for the GPUs that process replicas of `home` hold (live or starting)."""
+    held: dict[str, str] = {}
+    for path in sorted(home.glob("envs/*/apis/*/replicas/*.json")):
+        record = read_json(path)
+        if not isinstance(record, dict) or not _holds(record):
+            continue
+        _, env, _, api, _, _ = path.relative_to(home).parts
+        for uuid in record.get("gpus") or []:
+            if isinstance(uuid, str):
+                held[uuid] = f"{env}/{api}/{path.stem}"
+    return held
+
+
+def holders(settings: Settings) -> dict[str, str]:
+    """uuid -> holder for every GPU a replica of `settings.home` holds."""
+    return process_holders(settings.home)
+
+
+def _holds(record: Mapping[str, object]) -> bool:
+    pid, started, created = record.get("pid"), record.get("started"), record.get("created_at")
+    if pid == 0:
+        return isinstance(created, int | float) and time.time() - created <= _RESERVATION_S
+    return isinstance(pid, int) and isinstance(started, int | float) and ProcessRef(pid, float(started)).alive()
+
+
+def _scripted(fake: str) -> list[Gpu]:
+    where = "CORTEXLITE_FAKE_GPUS"
+    text = fake
+    if fake.startswith("@"):
+        where = f"CORTEXLITE_FAKE_GPUS file {fake[1:]}"
+        try:
+            text = Path(fake[1:]).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read it: {exc.strerror or exc}") from exc
+    try:
+        scripted = _SCRIPT.validate_json(text)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{where}: expected a JSON list of GPUs like "
+            f'[{{"index": 0, "uuid": "GPU-...", "name": "..."}}]: {_plain_errors(exc)}'
+        ) from exc
+    gpus = sorted((Gpu(**gpu.model_dump()) for gpu in scripted), key=lambda gpu: gpu.index)
+    for field in ("index", "uuid"):
+        values = [getattr(gpu, field) for gpu in gpus]
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{where}: two GPUs have the same {field} ({values})")
+    return gpus
+
+
+def _plain_errors(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        loc = ": ".join(f"entry {part}" if isinstance(part, int) else str(part) for part in error["loc"])
+        parts.append(f"{loc}: {error['msg']}" if loc else error["msg"])
+    return "; ".join(parts)
