@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cortexlite.backends.base import Backend, Replica, ReplicaStatus
-from cortexlite.errors import CortexliteError
+from cortexlite.errors import ComputeUnavailable, CortexliteError
 from cortexlite.gateway import Membership
 from cortexlite.logtail import render
 from cortexlite.release import Release
@@ -96,7 +96,7 @@ class Updater:
                 break
             self._retire(api, endpoint, routed, _chosen(step, old, new, routed))
             for _ in range(step.start):
-                replica = self.backend.start(release, snapshot, spec_file)
+                replica = self._start(release, snapshot, spec_file, surge=bool(old))
                 deadlines[replica.id] = time.monotonic() + self.ready_timeout
                 self.report(f"{api}: starting replica {replica.id} ({replica.address})")
             if step.idle:
@@ -130,6 +130,23 @@ class Updater:
             raise self._failure(replica, f"not ready after {self.ready_timeout:g}s ({probe.reason})")
         return False
 
+    def _start(self, release: Release, snapshot: Path, spec_file: Path, *, surge: bool) -> Replica:
+        try:
+            return self.backend.start(release, snapshot, spec_file)
+        except ComputeUnavailable as exc:
+            draining = [thread for thread in self._stopping if thread.is_alive()]
+            if draining:
+                # Replicas this update retired still hold their GPUs until they have drained.
+                self.report(f"{release.name}: waiting for {len(draining)} draining replica(s) to free their GPUs")
+                self.finish()
+                return self._start(release, snapshot, spec_file, surge=surge)
+            if not surge:
+                raise
+            raise ComputeUnavailable(
+                f"{exc}. An update starts new replicas before it stops old ones (max_surge): free GPUs, or "
+                "replace replicas in place with `update_strategy: {max_surge: 0, max_unavailable: 1}`"
+            ) from exc
+
     def _retire(self, api: str, endpoint: str, routed: set[str], replicas: list[Replica]) -> None:
         if not replicas:
             return
@@ -147,12 +164,13 @@ class Updater:
         self._stopping.append(thread)
 
     def _clean(self, api: str, endpoint: str) -> None:
-        """Before a roll: dead or failed replicas out, routing reduced to replicas that exist."""
+        """Before a roll: dead, failed or draining replicas out, routing reduced to replicas that exist."""
         replicas = self.backend.replicas(api)
         broken = []
         for replica in replicas:
             probe = self.backend.probe(replica)
-            if probe.status in (ReplicaStatus.EXITED, ReplicaStatus.FAILED):
+            # A draining replica was told to stop by an update that was interrupted: it goes too.
+            if probe.status in (ReplicaStatus.EXITED, ReplicaStatus.FAILED, ReplicaStatus.STOPPING):
                 self.report(f"{api}: removing replica {replica.id} ({probe.reason})")
                 broken.append(replica)
         alive = {r.address for r in replicas if r not in broken}

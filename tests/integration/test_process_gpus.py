@@ -95,3 +95,26 @@ def test_without_a_scripted_inventory_no_gpus_are_found(tmp_path: Path) -> None:
             [str(CORTEXLITE), *args], env=environ, capture_output=True, text=True, timeout=60, check=False
         )
         assert (result.returncode, result.stdout.strip()) == (0, expected), result.stderr
+
+
+def test_an_update_when_every_scripted_fake_gpu_is_held(local_env: LocalEnv, tmp_path: Path) -> None:
+    """Two scripted (fake) GPUs, both held: a surge update says why it cannot start; in place it works."""
+    env = local_env
+    project = make_project(tmp_path / "pinned", "cuda_visible", PINNED_YAML)
+    assert _cli_with_fake_gpus(env, "up", str(project)).returncode == 0
+    before = {record["id"] for record in env.replica_records("pinned")}
+
+    (project / "predictor.py").write_text((project / "predictor.py").read_text() + "\n# v2\n")
+    surge = _cli_with_fake_gpus(env, "deploy", str(project))
+    assert surge.returncode == 1, surge.stdout
+    assert "compute unavailable" in surge.stderr and "max_surge: 0" in surge.stderr
+    assert {record["id"] for record in env.replica_records("pinned")} == before
+    assert httpx.post(env.url("/pinned"), json={}, timeout=10).status_code == 200
+
+    in_place = PINNED_YAML + "  update_strategy: {max_surge: 0, max_unavailable: 1}\n"
+    (project / "cortexlite.yaml").write_text(in_place)
+    done = _cli_with_fake_gpus(env, "deploy", str(project))
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = env.replica_records("pinned")
+    assert not {record["id"] for record in records} & before
+    assert sorted(uuid for record in records for uuid in record["gpus"]) == FAKE_UUIDS
