@@ -38,7 +38,7 @@ test: install base-image check test-only
 test-only:
 	$(BIN)/pytest
 
-bench: install system
+bench: install base-image
 	$(BIN)/python -m bench
 
 # The host's CA bundle goes into the image explicitly (pip in containers may need it to reach an index);

@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +28,10 @@ from .errors import BenchError
 from .load import PAYLOAD, LoadResult, run_wrk
 from .servers import PROJECTS, free_port
 
-__all__ = ["ControlResults", "run_control"]
+__all__ = ["API", "CLI", "CliEnv", "ControlResults", "cold_start", "first_200", "iris_project", "run_control", "timed"]
 
 CLI = Path(sys.executable).parent / "cortexlite"
-_API = "iris"
+API = "iris"
 _TIMEOUT_S = 120.0
 
 Progress = Callable[[str], None]
@@ -52,8 +52,8 @@ def run_control(
     workdir: Path, script: Path, *, rounds: int, seconds: int, connections: int, progress: Progress
 ) -> ControlResults:
     results = ControlResults()
-    env = _Env(workdir)
-    project = _project(workdir / "iris")
+    env = CliEnv(workdir)
+    project = iris_project(workdir / "iris")
     try:
         env.cli("env", "add", "local", "--gateway-port", str(env.port), "--gateway-admin-port", str(env.admin_port))
         started = time.monotonic()
@@ -61,21 +61,21 @@ def run_control(
         results.first_deploy_s = time.monotonic() - started
         progress(f"  first deploy (makes the replica venv): {results.first_deploy_s:.1f} s")
         for index in range(rounds):
-            env.cli("delete", _API)
-            results.cold_start_s.append(_cold_start(env, project))
+            env.cli("delete", API)
+            results.cold_start_s.append(cold_start(env, project))
             results.bare_start_s.append(_bare_start(env, project, workdir))
             progress(
                 f"  round {index + 1}: deploy -> first 200 {results.cold_start_s[-1]:.2f} s, "
                 f"bare runtime -> first 200 {results.bare_start_s[-1]:.2f} s"
             )
         for _ in range(rounds):
-            results.redeploy_s.append(_timed(lambda: env.cli("deploy", str(project), expect="is up to date")))
-            results.cli_start_s.append(_timed(lambda: env.cli("version")))
+            results.redeploy_s.append(timed(lambda: env.cli("deploy", str(project), expect="is up to date")))
+            results.cli_start_s.append(timed(lambda: env.cli("version")))
         progress(
             f"  no-change redeploy {sorted(results.redeploy_s)} s; cortexlite version {sorted(results.cli_start_s)} s"
         )
         direct_url = _replica_url(env)
-        gateway_url = f"http://127.0.0.1:{env.port}/{_API}"
+        gateway_url = f"http://127.0.0.1:{env.port}/{API}"
         run_wrk(gateway_url, script, 8, 1)
         run_wrk(direct_url, script, 8, 1)
         for index in range(rounds):
@@ -95,23 +95,30 @@ def run_control(
     return results
 
 
-class _Env:
-    def __init__(self, workdir: Path) -> None:
+class CliEnv:
+    """The CLI on a CORTEXLITE_HOME of the run's own, targeting environment `name`, on two free ports."""
+
+    def __init__(self, workdir: Path, name: str = "local", extra: Mapping[str, str] | None = None) -> None:
         self.home = workdir / "home"
+        self.name = name
         self.port, self.admin_port = free_port(), free_port()
         self.environ = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("CORTEX_", "CORTEXLITE_"))},
             "CORTEXLITE_HOME": str(self.home),
             "CORTEXLITE_CACHE_DIR": str(workdir / "cache"),
-            "CORTEXLITE_ENV": "local",
+            "CORTEXLITE_ENV": name,
             "NO_COLOR": "1",
+            **(extra or {}),
         }
 
-    def cli(self, *args: str, check: bool = True, expect: str | None = None) -> str:
-        done = subprocess.run(
-            [str(CLI), *args], env=self.environ, capture_output=True, text=True, timeout=600, check=False,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+    def cli(self, *args: str, check: bool = True, expect: str | None = None, timeout: float = 600) -> str:
+        try:
+            done = subprocess.run(
+                [str(CLI), *args], env=self.environ, capture_output=True, text=True, timeout=timeout, check=False,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"cortexlite {' '.join(args)} was still running after {timeout:g}s (killed)") from None
         if check and done.returncode != 0:
             raise BenchError(f"cortexlite {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         if expect is not None and expect not in done.stdout:
@@ -125,27 +132,33 @@ class _Env:
         )  # fmt: skip
 
 
-def _project(target: Path) -> Path:
+def iris_project(target: Path) -> Path:
     shutil.copytree(PROJECTS / "iris", target)
-    (target / "cortexlite.yaml").write_text(f"- name: {_API}\n")
+    (target / "cortexlite.yaml").write_text(f"- name: {API}\n")
     (target / "requirements.txt").write_text("scikit-learn>=1.3\n")
     return target
 
 
-def _cold_start(env: _Env, project: Path) -> float:
+def cold_start(env: CliEnv, project: Path) -> float:
     """From `cortexlite deploy` (a new process) to the first 200 through the gateway."""
-    url = f"http://127.0.0.1:{env.port}/{_API}"
+    url = f"http://127.0.0.1:{env.port}/{API}"
     started = time.monotonic()
     deploying = env.popen("deploy", str(project))
     try:
-        first = _first_200(url, started)
+        first = first_200(url, started)
     finally:
-        if deploying.wait(_TIMEOUT_S) != 0:
-            raise BenchError(f"cortexlite deploy exited {deploying.returncode} during the cold-start round")
+        try:
+            code = deploying.wait(_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            deploying.kill()
+            deploying.wait(30)
+            raise BenchError(f"cortexlite deploy was still running after {_TIMEOUT_S:g}s (killed)") from None
+    if code != 0:
+        raise BenchError(f"cortexlite deploy exited {code} during the cold-start round")
     return first
 
 
-def _bare_start(env: _Env, project: Path, workdir: Path) -> float:
+def _bare_start(env: CliEnv, project: Path, workdir: Path) -> float:
     """The baseline: the same runtime, in the same venv, started by hand and asked directly."""
     venv = next((workdir / "cache" / "venvs").glob("*/bin/python"))
     port = free_port()
@@ -163,13 +176,13 @@ def _bare_start(env: _Env, project: Path, workdir: Path) -> float:
         start_new_session=True,
     )  # fmt: skip
     try:
-        return _first_200(f"http://127.0.0.1:{port}/", started)
+        return first_200(f"http://127.0.0.1:{port}/", started)
     finally:
         process.terminate()
         process.wait(30)
 
 
-def _first_200(url: str, started: float) -> float:
+def first_200(url: str, started: float) -> float:
     deadline = started + _TIMEOUT_S
     request_body = PAYLOAD.encode()
     while time.monotonic() < deadline:
@@ -186,14 +199,14 @@ def _first_200(url: str, started: float) -> float:
     raise BenchError(f"no 200 from {url} within {_TIMEOUT_S:g}s")
 
 
-def _replica_url(env: _Env) -> str:
-    records = list(env.home.glob(f"envs/local/apis/{_API}/replicas/*.json"))
+def _replica_url(env: CliEnv) -> str:
+    records = list(env.home.glob(f"envs/{env.name}/apis/{API}/replicas/*.json"))
     if len(records) != 1:
-        raise BenchError(f"expected one replica of {_API}, found {len(records)}")
+        raise BenchError(f"expected one replica of {API}, found {len(records)}")
     return f"http://127.0.0.1:{json.loads(records[0].read_text())['port']}/"
 
 
-def _timed(action: Callable[[], object]) -> float:
+def timed(action: Callable[[], object]) -> float:
     started = time.monotonic()
     action()
     return time.monotonic() - started

@@ -12,8 +12,13 @@ __all__ = [
     "TARGET_GATEWAY_P50_MS",
     "TARGET_GATEWAY_RATIO",
     "TARGET_REDEPLOY_S",
+    "cell_n",
+    "cell_s",
     "control_markdown",
     "control_summary",
+    "median_of",
+    "ratio_of",
+    "verdict",
 ]
 
 TARGET_COLD_START_S = 2.0
@@ -23,22 +28,22 @@ TARGET_GATEWAY_P50_MS = 1.0  # added p50
 
 
 def control_summary(control: ControlResults, connections: int) -> dict[str, Any]:
-    cold, bare = _median(control.cold_start_s), _median(control.bare_start_s)
-    redeploy, cli = _median(control.redeploy_s), _median(control.cli_start_s)
+    cold, bare = median_of(control.cold_start_s), median_of(control.bare_start_s)
+    redeploy, cli = median_of(control.redeploy_s), median_of(control.cli_start_s)
     hop: dict[str, Any] = {}
     for count in sorted(control.gateway):
         gateway, direct = control.gateway[count], control.direct.get(count, [])
         g_rps, d_rps = (
-            _median([r.requests_per_second for r in gateway]),
-            _median([r.requests_per_second for r in direct]),
+            median_of([r.requests_per_second for r in gateway]),
+            median_of([r.requests_per_second for r in direct]),
         )
-        g_p50, d_p50 = _median([r.p50_ms for r in gateway]), _median([r.p50_ms for r in direct])
+        g_p50, d_p50 = median_of([r.p50_ms for r in gateway]), median_of([r.p50_ms for r in direct])
         hop[str(count)] = {
-            "gateway_rps": g_rps, "direct_rps": d_rps, "rps_ratio": _ratio(g_rps, d_rps),
+            "gateway_rps": g_rps, "direct_rps": d_rps, "rps_ratio": ratio_of(g_rps, d_rps),
             "gateway_p50_ms": g_p50, "direct_p50_ms": d_p50,
             "added_p50_ms": g_p50 - d_p50 if g_p50 is not None and d_p50 is not None else None,
-            "gateway_p99_ms": _median([r.p99_ms for r in gateway]),
-            "direct_p99_ms": _median([r.p99_ms for r in direct]),
+            "gateway_p99_ms": median_of([r.p99_ms for r in gateway]),
+            "direct_p99_ms": median_of([r.p99_ms for r in direct]),
             "gateway_errors": sum(r.errors for r in gateway),
             "samples_rps": {
                 "gateway": [r.requests_per_second for r in gateway],
@@ -49,10 +54,10 @@ def control_summary(control: ControlResults, connections: int) -> dict[str, Any]
         "first_deploy_s": control.first_deploy_s,
         "cold_start_s": cold,
         "bare_runtime_start_s": bare,
-        "cold_start_ratio": _ratio(cold, bare),
+        "cold_start_ratio": ratio_of(cold, bare),
         "redeploy_s": redeploy,
         "cli_start_s": cli,
-        "redeploy_ratio": _ratio(redeploy, cli),
+        "redeploy_ratio": ratio_of(redeploy, cli),
         "gateway": hop,
         "samples": {
             "cold_start_s": control.cold_start_s,
@@ -72,47 +77,48 @@ def control_markdown(summary: dict[str, Any], connections: int) -> list[str]:
         "",
         "| figure | measured | same-run baseline | ratio | target |",
         "|:--|---:|---:|---:|:--|",
-        f"| cold start: `deploy` -> first 200 via the gateway (venv cached) | {_s(s['cold_start_s'])} "
-        f"| bare runtime -> first 200: {_s(s['bare_runtime_start_s'])} | {_n(s['cold_start_ratio'])} "
-        f"| {_verdict(s['cold_start_s'], TARGET_COLD_START_S, 's', at_least=False)} |",
-        f"| no-change redeploy | {_s(s['redeploy_s'])} | `cortexlite version`: {_s(s['cli_start_s'])} "
-        f"| {_n(s['redeploy_ratio'])} | {_verdict(s['redeploy_s'], TARGET_REDEPLOY_S, 's', at_least=False)} |",
-        f"| req/s at {connections} connections via the gateway | {_n(many.get('gateway_rps'), 0)} "
-        f"| direct to the replica: {_n(many.get('direct_rps'), 0)} | {_n(many.get('rps_ratio'))} "
-        f"| {_verdict(many.get('rps_ratio'), TARGET_GATEWAY_RATIO, '', at_least=True)} |",
-        f"| p50 at 1 connection via the gateway (the hop's latency) | {_n(one.get('gateway_p50_ms'))} ms "
-        f"| direct: {_n(one.get('direct_p50_ms'))} ms | added {_n(one.get('added_p50_ms'))} ms "
-        f"| {_verdict(one.get('added_p50_ms'), TARGET_GATEWAY_P50_MS, ' ms', at_least=False)} |",
-        f"| req/s at 1 connection via the gateway | {_n(one.get('gateway_rps'), 0)} "
-        f"| direct: {_n(one.get('direct_rps'), 0)} | {_n(one.get('rps_ratio'))} | |",
-        f"| p50 at {connections} connections via the gateway (mostly queueing) | {_n(many.get('gateway_p50_ms'))} ms "
-        f"| direct: {_n(many.get('direct_p50_ms'))} ms | added {_n(many.get('added_p50_ms'))} ms | |",
-        f"| p99 at {connections} connections via the gateway | {_n(many.get('gateway_p99_ms'))} ms "
-        f"| direct: {_n(many.get('direct_p99_ms'))} ms "
-        f"| {_n(_ratio(many.get('gateway_p99_ms'), many.get('direct_p99_ms')))} | |",
+        f"| cold start: `deploy` -> first 200 via the gateway (venv cached) | {cell_s(s['cold_start_s'])} "
+        f"| bare runtime -> first 200: {cell_s(s['bare_runtime_start_s'])} | {cell_n(s['cold_start_ratio'])} "
+        f"| {verdict(s['cold_start_s'], TARGET_COLD_START_S, 's', at_least=False)} |",
+        f"| no-change redeploy | {cell_s(s['redeploy_s'])} | `cortexlite version`: {cell_s(s['cli_start_s'])} "
+        f"| {cell_n(s['redeploy_ratio'])} | {verdict(s['redeploy_s'], TARGET_REDEPLOY_S, 's', at_least=False)} |",
+        f"| req/s at {connections} connections via the gateway | {cell_n(many.get('gateway_rps'), 0)} "
+        f"| direct to the replica: {cell_n(many.get('direct_rps'), 0)} | {cell_n(many.get('rps_ratio'))} "
+        f"| {verdict(many.get('rps_ratio'), TARGET_GATEWAY_RATIO, '', at_least=True)} |",
+        f"| p50 at 1 connection via the gateway (the hop's latency) | {cell_n(one.get('gateway_p50_ms'))} ms "
+        f"| direct: {cell_n(one.get('direct_p50_ms'))} ms | added {cell_n(one.get('added_p50_ms'))} ms "
+        f"| {verdict(one.get('added_p50_ms'), TARGET_GATEWAY_P50_MS, ' ms', at_least=False)} |",
+        f"| req/s at 1 connection via the gateway | {cell_n(one.get('gateway_rps'), 0)} "
+        f"| direct: {cell_n(one.get('direct_rps'), 0)} | {cell_n(one.get('rps_ratio'))} | |",
+        f"| p50 at {connections} connections via the gateway (mostly queueing) "
+        f"| {cell_n(many.get('gateway_p50_ms'))} ms "
+        f"| direct: {cell_n(many.get('direct_p50_ms'))} ms | added {cell_n(many.get('added_p50_ms'))} ms | |",
+        f"| p99 at {connections} connections via the gateway | {cell_n(many.get('gateway_p99_ms'))} ms "
+        f"| direct: {cell_n(many.get('direct_p99_ms'))} ms "
+        f"| {cell_n(ratio_of(many.get('gateway_p99_ms'), many.get('direct_p99_ms')))} | |",
         "",
         f"The first deploy, which makes the replica venv (runtime + scikit-learn from pip's cache), took "
-        f"{_s(s['first_deploy_s'])}. Gateway errors (socket errors + non-2xx): {errors}.",
+        f"{cell_s(s['first_deploy_s'])}. Gateway errors (socket errors + non-2xx): {errors}.",
     ]
 
 
-def _median(values: list[float]) -> float | None:
+def median_of(values: list[float]) -> float | None:
     return median(values) if values else None
 
 
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+def ratio_of(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator is not None and denominator else None
 
 
-def _n(value: float | None, digits: int = 2) -> str:
+def cell_n(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
-def _s(value: float | None) -> str:
+def cell_s(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f} s"
 
 
-def _verdict(value: float | None, target: float, unit: str, *, at_least: bool) -> str:
+def verdict(value: float | None, target: float, unit: str, *, at_least: bool) -> str:
     bound = f"{'>=' if at_least else '<='} {target:g}{unit}"
     if value is None:
         return f"{bound}: no data"

@@ -10,6 +10,7 @@ from statistics import median
 from typing import Any
 
 from .control_report import control_markdown, control_summary
+from .docker_report import docker_markdown, docker_summary
 from .suite import BATCH_OFF, BATCH_ON, CEILING, RUNTIME, THREADED, Results
 
 __all__ = ["Figures", "figures", "render_markdown", "to_json", "write_results"]
@@ -51,6 +52,7 @@ def figures(results: Results, experiment: str, server: str, connections: int) ->
 def to_json(results: Results) -> dict[str, Any]:
     settings = results.settings
     latency = [_latency_row(results, c) for c in settings.connections]
+    control = control_summary(results.control, settings.gateway_connections) if results.control is not None else None
     return {
         "date": results.started.isoformat(timespec="seconds"),
         "machine": results.machine,
@@ -66,9 +68,8 @@ def to_json(results: Results) -> dict[str, Any]:
         "latency": latency,
         "batching": _batching_summary(results),
         "memory": _memory_summary(results),
-        "control": control_summary(results.control, results.settings.gateway_connections)
-        if results.control is not None
-        else None,
+        "control": control,
+        "docker": docker_summary(results.docker, control) if results.docker is not None else None,
         "samples": [{**asdict(s), "result": asdict(s.result)} for s in results.samples],
     }
 
@@ -83,7 +84,9 @@ def render_markdown(results: Results) -> str:
         *_changed_code(results),
         "",
         f"{settings.rounds} interleaved round(s) of {settings.seconds} s per server and connection count; "
-        "`wrk -t1 --latency`, POST of a JSON row; figures are medians over the rounds.",
+        "`wrk -t1 --latency`, POST of a JSON row; figures are medians over the rounds."
+        if set(settings.suites) - {"docker"}
+        else f"{settings.rounds} round(s); figures are medians over the rounds.",
     ]
     if "runtime" in settings.suites:
         parts += ["", *_latency_table(summary["latency"], max(settings.connections))]
@@ -94,6 +97,8 @@ def render_markdown(results: Results) -> str:
         parts += ["", *_memory_table(summary["memory"])]
     if summary["control"] is not None:
         parts += ["", *control_markdown(summary["control"], settings.gateway_connections)]
+    if summary["docker"] is not None:
+        parts += ["", *docker_markdown(summary["docker"])]
     if results.samples:
         parts += ["", *_rounds_table(results)]
     errors = [

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .control import ControlResults, run_control
+from .docker_suite import DockerResults, run_docker
 from .errors import BenchError
 from .load import PAYLOAD, LoadResult, run_wrk, write_script
 from .machine import load_average, machine_facts, runtime_fingerprint
@@ -44,7 +45,7 @@ BATCH_ON = "batching on"
 
 Progress = Callable[[str], None]
 # `BENCH_SUITES=control make bench` runs one part; the report leaves out what did not run.
-SUITES = ("runtime", "batching", "control")
+SUITES = ("runtime", "batching", "control", "docker")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class Results:
     samples: list[Sample] = field(default_factory=list)
     memory_mb: dict[str, list[float]] = field(default_factory=dict)
     control: ControlResults | None = None
+    docker: DockerResults | None = None
 
 
 def run_suite(settings: BenchSettings, progress: Progress) -> Results:
@@ -110,6 +112,9 @@ def run_suite(settings: BenchSettings, progress: Progress) -> Results:
                 Path(tmp) / "control", runner.script, rounds=settings.rounds, seconds=settings.seconds,
                 connections=settings.gateway_connections, progress=progress,
             )  # fmt: skip
+        if "docker" in settings.suites:
+            progress("docker: cold start against a bare `docker run`")
+            results.docker = run_docker(Path(tmp) / "docker", rounds=settings.rounds, progress=progress)
     results.load_after = load_average()
     results.runtime_after = runtime_fingerprint()
     return results

@@ -1,7 +1,8 @@
 """`prune`: remove what no API of any environment uses any more.
 
-Snapshots, replica venvs and runtime wheels, resolved specs of replaced versions, and the logs of
-replicas that are gone. Anything younger than `min_age` stays, so that a deploy running right
+Snapshots, replica venvs and runtime wheels, resolved specs of replaced versions, the logs of
+replicas that are gone, and (when a Docker engine answers) cortexlite's images that no container
+or record uses. Anything younger than `min_age` stays, so that a deploy running right
 now (whose snapshot is not recorded yet) never loses it.
 """
 
@@ -13,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cortexlite.errors import DockerError
 from cortexlite.settings import Settings
 from cortexlite.state import ApiRecord, EnvState
 
@@ -24,7 +26,7 @@ DEFAULT_MIN_AGE_S = 600.0
 @dataclass(frozen=True)
 class Pruned:
     what: str
-    path: Path
+    path: Path | str  # a file or directory, or an image tag
     bytes: int
 
 
@@ -47,8 +49,26 @@ def prune(settings: Settings, *, min_age: float = DEFAULT_MIN_AGE_S, dry_run: bo
     found += _stale_api_files(settings.home, records, cutoff)
     if not dry_run:
         for item in found:
-            _remove(item.path)
-    return found
+            if isinstance(item.path, Path):
+                _remove(item.path)
+    return found + _images(runtimes, cutoff, dry_run)
+
+
+def _images(runtimes: set[str], cutoff: float, dry_run: bool) -> list[Pruned]:
+    """Images of this machine's Docker engine (DOCKER_HOST) that nothing uses; none when no engine answers."""
+    from cortexlite.backends.container import unused_images
+    from cortexlite.backends.docker import DockerEngine
+
+    try:
+        with DockerEngine.from_env() as engine:
+            engine.ping()
+            found = [Pruned("image", tag, size) for tag, size in unused_images(engine, runtimes, cutoff)]
+            if not dry_run:
+                for item in found:
+                    engine.remove_image(str(item.path))
+            return found
+    except DockerError:
+        return []
 
 
 def _records(home: Path) -> list[ApiRecord]:

@@ -49,7 +49,7 @@ from cortexlite.settings import Settings
 from cortexlite.state import EnvState
 from cortexlite_runtime.gpu import Gpu
 
-__all__ = ["DockerBackend", "ReplicaPlan", "gpu_holders", "replica_container_config"]
+__all__ = ["DockerBackend", "ReplicaPlan", "gpu_holders", "replica_container_config", "unused_images"]
 
 PROJECT_DIR = "/mnt/project"
 SPEC_PATH = "/mnt/spec/api.json"
@@ -150,6 +150,31 @@ def gpu_holders(engine: DockerEngine) -> dict[str, str]:
     return held
 
 
+def unused_images(engine: DockerEngine, keep: set[str], cutoff: float) -> list[tuple[str, int]]:
+    """cortexlite's images that no container uses, no record names, and made before `cutoff`: (tag, bytes).
+
+    The newest runtime and gateway images always stay: the next deploy would rebuild them.
+    """
+    containers = engine.containers({})
+    used = {str(summary.get(key)) for summary in containers for key in ("ImageID", "Image")}
+    found = engine.images({"cortexlite.image": None})
+    newest: dict[str, float] = {}
+    for image in found:
+        kind = (image.get("Labels") or {}).get("cortexlite.image", "")
+        newest[kind] = max(newest.get(kind, 0.0), float(image.get("Created") or 0))
+    unused = []
+    for image in found:
+        kind = (image.get("Labels") or {}).get("cortexlite.image", "")
+        created = float(image.get("Created") or 0)
+        tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
+        if kind in ("runtime", "gateway") and created >= newest[kind]:
+            continue
+        if created >= cutoff or image.get("Id") in used or set(tags) & (keep | used):
+            continue
+        unused += [(tag, int(image.get("Size") or 0)) for tag in tags]
+    return unused
+
+
 class DockerBackend(Backend):
     kind = "docker"
 
@@ -182,6 +207,13 @@ class DockerBackend(Backend):
         return self._image_for(project, runtime)
 
     def prepare(self, project: Project, api: str, log: LogSink) -> Prepared:
+        host = self.engine.address
+        if not host.startswith(("unix://", "npipe://")):
+            # Replicas bind-mount the snapshot, which exists only on this machine.
+            raise BackendError(
+                f"environment {self.environment.name} uses the remote Docker engine {host}: shipping the project "
+                "there through S3-compatible storage is not in this version; deploy to an engine on this machine"
+            )
         runtime = build_runtime_image(self.options, log, self.engine)
         files = {name: project.read(name) for name in DEPENDENCY_FILES}
         image = dependency_image(runtime.tag, files, self.options, dockerfile_digest())

@@ -178,6 +178,18 @@ class DockerEngine:
         except (docker.errors.DockerException, requests.exceptions.RequestException):
             return
 
+    def images(self, labels: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """Summaries (`GET /images/json`) of the images with `labels`."""
+        with self._errors("list images"):
+            return list(self._client.api.images(filters={"label": label_filters(labels)}))
+
+    def remove_image(self, ref: str) -> None:
+        with self._errors(f"remove image {ref}"):
+            try:
+                self._client.api.remove_image(ref)
+            except docker.errors.NotFound:
+                return
+
     # --- networks and volumes -------------------------------------------------------------------
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:

@@ -44,6 +44,19 @@ class TraefikClient:
         balancer = answer.json().get("loadBalancer", {})
         return sorted(server["url"] for server in balancer.get("servers", []) or [])
 
+    def rule(self, api: str) -> str | None:
+        """The rule of the router Traefik runs for `api`; None when it has no such router."""
+        try:
+            answer = self._http.get(f"/api/http/routers/{router_name(api)}@file")
+        except httpx.HTTPError as exc:
+            raise GatewayError(f"the gateway's API at {self.base_url} did not answer: {exc}") from exc
+        if answer.status_code == 404:
+            return None
+        if answer.status_code != 200:
+            raise GatewayError(f"the gateway's API answered {answer.status_code} for the router of {api}")
+        rule = answer.json().get("rule")
+        return str(rule) if rule is not None else None
+
     def metrics(self) -> str:
         try:
             answer = self._http.get("/metrics")

@@ -17,7 +17,7 @@ import yaml
 from cortexlite.errors import GatewayError
 from cortexlite.files import atomic_write
 from cortexlite.gateway.client import TraefikClient
-from cortexlite.gateway.config import GatewayLayout, api_routes, servers_of
+from cortexlite.gateway.config import GatewayLayout, api_routes, router_name, servers_of
 
 __all__ = ["CONFIRM_TIMEOUT_S", "FileRoutes", "Membership", "RouteStore"]
 
@@ -94,17 +94,18 @@ class Membership:
 
     def set(self, api: str, endpoint: str, servers: list[str], timeout: float = CONFIRM_TIMEOUT_S) -> None:
         """Route `api` to exactly `servers` and wait until Traefik does."""
-        text = yaml.safe_dump(api_routes(api, endpoint, sorted(servers)), sort_keys=True)
+        routes = api_routes(api, endpoint, sorted(servers))
+        text = yaml.safe_dump(routes, sort_keys=True)
         if self._text(api) != text:
             self.store.write(api, text)
             self._texts[api] = text
-        self._confirm(api, sorted(servers), timeout)
+        self._confirm(api, (sorted(servers), routes["http"]["routers"][router_name(api)]["rule"]), timeout)
 
     def remove(self, api: str, timeout: float = CONFIRM_TIMEOUT_S) -> None:
         """Stop routing `api` at all (its endpoint then answers 404)."""
         self.store.delete(api)
         self._texts[api] = None
-        self._confirm(api, None, timeout)
+        self._confirm(api, (None, None), timeout)
 
     def clear(self) -> None:
         """Forget every routing file, unconfirmed (the gateway is about to stop)."""
@@ -117,16 +118,17 @@ class Membership:
             self._texts[api] = self.store.read(api)
         return self._texts[api]
 
-    def _confirm(self, api: str, expected: list[str] | None, timeout: float) -> None:
+    def _confirm(self, api: str, expected: tuple[list[str] | None, str | None], timeout: float) -> None:
+        """Wait until Traefik routes `api` to exactly these servers with this rule (None, None: not at all)."""
         if self.client is None:
             return
         deadline = time.monotonic() + timeout
-        seen: list[str] | None = None
+        seen: tuple[list[str] | None, str | None] = (None, None)
         while True:
             try:
-                seen = self.client.servers(api)
+                seen = (self.client.servers(api), self.client.rule(api))
             except GatewayError:
-                seen = ["(no answer)"]
+                seen = (["(no answer)"], None)
             if seen == expected:
                 return
             if time.monotonic() >= deadline:

@@ -25,6 +25,7 @@ CORTEXLITE = Path(sys.executable).parent / "cortexlite"
 TEST_LABEL = "cortexlite.test=1"
 # Narrows cleanup to this test's containers: another session may share the engine and the label.
 RUN_LABEL_KEY = "cortexlite.test.run"
+NO_DOCKER = "unix:///nonexistent/cortexlite-test-no-docker.sock"
 
 
 def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -106,6 +107,8 @@ class LocalEnv:
             "CORTEXLITE_ENV": "local",
             "NO_COLOR": "1",
             "COLUMNS": "200",
+            # Process environments need no engine; `prune` then leaves the shared engine's images alone.
+            "DOCKER_HOST": NO_DOCKER,
         }
 
     def cli(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -213,7 +216,9 @@ class DockerEnv(LocalEnv):
     @property
     def environ(self) -> dict[str, str]:
         labels = f"{TEST_LABEL},{RUN_LABEL_KEY}={self.run_id}"
-        return {**super().environ, "CORTEXLITE_ENV": self.name, "CORTEXLITE_LABELS": labels}
+        environ = {**super().environ, "CORTEXLITE_ENV": self.name, "CORTEXLITE_LABELS": labels}
+        environ.pop("DOCKER_HOST")
+        return environ | ({"DOCKER_HOST": os.environ["DOCKER_HOST"]} if "DOCKER_HOST" in os.environ else {})
 
     def api_dir(self, api: str) -> Path:
         return self.home / "envs" / self.name / "apis" / api

@@ -144,7 +144,12 @@ def test_dependency_image_is_built_once_and_reused(docker_env: DockerEnv, tmp_pa
     docker("rmi", "-f", plan["replica"]["container"]["Image"], check=False)
     third = env.cli("deploy", str(project))
     assert "made the replica runtime cortexlite/deps:" in third.stdout
-    assert env.replicas("answer")[0]["Config"]["Image"] != image
+    current = env.replicas("answer")[0]["Config"]["Image"]
+    assert current != image
+
+    # The replaced dependency image is unused now: prune would remove it, never the one in use.
+    pruned = env.cli("prune", "--dry-run", "--min-age", "0").stdout
+    assert f"would remove image {image}" in pruned and current not in pruned
 
 
 def test_an_oom_killed_replica_is_reported_as_out_of_memory(docker_env: DockerEnv, tmp_path: Path) -> None:
