@@ -43,7 +43,13 @@ def acquire(ws: Workspace, name: str, report: Report, *, force: bool = False) ->
     else:
         lock = ws.state.lock(name)
         if not lock.acquire(blocking=False):
-            raise BusyError(f"{name}: another cortexlite command is working on it; try again when it has finished")
+            # The operator scaling or healing it, or a command about to mark an update: both end soon.
+            report(f"{name}: waiting for the operator (or another command) to finish with it")
+            if not _acquire_within(lock, _TAKE_OVER_TIMEOUT_S):
+                raise BusyError(f"{name}: another cortexlite command is working on it; try again when it has finished")
+            if (late := ws.state.marker(name)) is not None and late.owner.alive() and not force:
+                lock.release()
+                raise BusyError(_busy(name, late))
     try:
         recover(ws, name, report)
     except BaseException:

@@ -26,6 +26,7 @@ class Settings:
     - `CORTEXLITE_PORT_RANGE` (default `30000-30999`): ports for process replicas.
     - `CORTEXLITE_FAKE_GPUS`: a scripted GPU inventory (JSON, or `@FILE`) used instead of NVML's, a test aid
       for machines without GPUs (`cortexlite.gpus.inventory`).
+    - `CORTEXLITE_OPERATOR_INTERVAL` (default 10): seconds between the operator's autoscaling decisions.
     - `CORTEXLITE_LABELS`: `key=value,...` added to every container, network and volume cortexlite creates
       (the test suite adds `cortexlite.test=1`).
     """
@@ -37,6 +38,7 @@ class Settings:
     port_range: tuple[int, int] = DEFAULT_PORT_RANGE
     fake_gpus: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    operator_interval: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +54,7 @@ class Settings:
             port_range=_port_range(env.get("CORTEXLITE_PORT_RANGE")),
             fake_gpus=env.get("CORTEXLITE_FAKE_GPUS") or None,
             labels=_labels(env.get("CORTEXLITE_LABELS")),
+            operator_interval=_seconds("CORTEXLITE_OPERATOR_INTERVAL", env.get("CORTEXLITE_OPERATOR_INTERVAL"), 10.0),
         )
 
 
@@ -78,3 +81,15 @@ def _labels(raw: str | None) -> tuple[tuple[str, str], ...]:
             raise ConfigError(f"CORTEXLITE_LABELS: expected key=value,... (not cortexlite.env/api), got {raw!r}")
         pairs.append((key.strip(), value.strip()))
     return tuple(pairs)
+
+
+def _seconds(name: str, raw: str | None, default: float) -> float:
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise ConfigError(f"{name}: expected a number of seconds above 0 (got {raw!r})")
+    return value

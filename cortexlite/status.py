@@ -15,6 +15,7 @@ from typing import Any
 from cortexlite.backends.base import Probe, Replica, ReplicaStatus
 from cortexlite.errors import BusyError, GatewayError
 from cortexlite.gateway import ApiTraffic, parse_traffic
+from cortexlite.operator import last_event
 from cortexlite.recovery import acquire
 from cortexlite.state import ApiRecord
 from cortexlite.updater import Report
@@ -51,6 +52,7 @@ class ApiView:
     requests: dict[str, int] = field(default_factory=dict)
     avg_latency_s: float | None = None
     reason: str | None = None
+    last_scaling: dict[str, Any] | None = None  # the operator's last autoscaling event
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,8 +115,13 @@ def _view(ws: Workspace, record: ApiRecord, traffic: ApiTraffic) -> ApiView:
         name=record.name, status=status, endpoint=endpoint, url=f"{ws.gateway_url}{endpoint}",
         requested=record.requested, up_to_date=current, last_update=record.updated_at, replicas=views,
         requests={key: traffic.count(key) for key in ("2XX", "4XX", "5XX")},
-        avg_latency_s=traffic.average_latency, reason=reason,
+        avg_latency_s=traffic.average_latency, reason=reason, last_scaling=_last_scaling(ws, record.name),
     )  # fmt: skip
+
+
+def _last_scaling(ws: Workspace, name: str) -> dict[str, Any] | None:
+    event = last_event(ws.state.api_dir(name))
+    return asdict(event) if event is not None else None
 
 
 def _replica_view(replica: Replica, probe: Probe, record: ApiRecord, routed: set[str]) -> ReplicaView:

@@ -26,6 +26,8 @@ def delete(ws: Workspace, name: str, report: Report, *, force: bool = False) -> 
 
 def down(ws: Workspace, report: Report, *, force: bool = False) -> list[str]:
     """Delete every API of the environment and stop its gateway; return the deleted APIs."""
+    if ws.operator.stop():
+        report("operator stopped")
     names = ws.state.names()
     for name in names:
         delete(ws, name, report, force=force)

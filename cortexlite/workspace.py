@@ -13,6 +13,7 @@ from cortexlite.gateway import FileRoutes, GatewayLayout, Membership, RouteStore
 from cortexlite.gateway.base import Gateway
 from cortexlite.gateway.client import TraefikClient
 from cortexlite.gateway.process import GatewayProcess
+from cortexlite.operator_process import OperatorProcess
 from cortexlite.settings import Settings
 from cortexlite.state import EnvState
 
@@ -83,6 +84,7 @@ class Workspace:
     backend: Backend
     gateway: Gateway
     membership: Membership
+    operator: OperatorProcess
     notices: list[str] = field(default_factory=list)
 
     @classmethod
@@ -100,7 +102,8 @@ class Workspace:
         stack = _STACKS[environment.backend](settings, environment, state, reserved)
         membership = Membership(stack.routes, TraefikClient(environment.admin_port))
         notices = [notice] if notice else []
-        return cls(settings, environment, state, stack.backend, stack.gateway, membership, notices)
+        operator = OperatorProcess(state.root / "operator", environment.name, settings.home, settings.cache_dir)
+        return cls(settings, environment, state, stack.backend, stack.gateway, membership, operator, notices)
 
     def require_api(self, name: str) -> None:
         """Raise `NotFoundError` unless the environment has an API called `name`."""

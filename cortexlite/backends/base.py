@@ -96,6 +96,10 @@ class Backend(ABC):
     def describe_start(self, release: Release, snapshot: Path, spec_file: Path) -> dict[str, Any]:
         """What `start` would run, as data (`deploy --dry-run`)."""
 
+    def control_address(self, replica: Replica) -> str:
+        """Where the control plane reaches the replica (its probes, its metrics): by default its address."""
+        return replica.address
+
     def log_tail(self, replica: Replica, count: int) -> list[str]:
         """The last `count` raw lines the replica logged (default: its log file)."""
         path = self.log_file(replica)

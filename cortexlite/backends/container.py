@@ -296,6 +296,12 @@ class DockerBackend(Backend):
     def log_file(self, replica: Replica) -> Path | None:
         return None
 
+    def control_address(self, replica: Replica) -> str:
+        if replica.detail.get("port"):
+            return replica.address
+        found = self.engine.inspect_container(str(replica.detail["container"]))
+        return self._probe_address(replica, found) if found is not None else replica.address
+
     def log_tail(self, replica: Replica, count: int) -> list[str]:
         return self.engine.log_tail(str(replica.detail["container"]), count)
 

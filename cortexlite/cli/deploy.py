@@ -26,6 +26,9 @@ def up_command(ctx: typer.Context, path: PathArg = Path("."), timeout: TimeoutOp
     try:
         with open_workspace(ctx) as ws:
             results = deploy(ws, path, DeployOptions(ready_timeout=timeout), progress, progress.detail)
+            operator, started = ws.operator.ensure()
+            if started:
+                progress(f"operator started (pid {operator.pid}; its events: {ws.operator.log})")
     finally:
         progress.close()
     _print_results(results)

@@ -71,6 +71,12 @@ def _details(view: ApiView) -> list[RenderableType]:
     parts: list[RenderableType] = [Text(f"\nendpoint: {view.url}")]
     if view.reason:
         parts.append(Text(f"reason: {view.reason}", style="red"))
+    if view.last_scaling is not None:
+        event, inputs = view.last_scaling, view.last_scaling.get("inputs", {})
+        load = (
+            f"avg in-flight {inputs.get('avg_in_flight', 0):g} / target {inputs.get('target_replica_concurrency', 0):g}"
+        )
+        parts.append(Text(f"last scaling: {event['before']} -> {event['after']}, {ago(event['at'])} ago ({load})"))
     replicas = Table(box=None, pad_edge=False, title=None)
     for column in ("replica", "status", "serving", "up-to-date", "address", "pid / container", "age"):
         replicas.add_column(column)

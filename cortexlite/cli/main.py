@@ -17,6 +17,7 @@ from cortexlite.cli import deploy, env, image
 from cortexlite.cli.get import get_command
 from cortexlite.cli.gpus import gpus_command
 from cortexlite.cli.logs import logs_command
+from cortexlite.cli.operator import operator_command
 from cortexlite.cli.predict import predict_command
 from cortexlite.cli.prune import prune_command
 from cortexlite.errors import CortexliteError
@@ -36,6 +37,7 @@ deploy.register(app)
 app.command("get")(get_command)
 app.command("gpus")(gpus_command)
 app.command("logs")(logs_command)
+app.command("operator")(operator_command)
 app.command("predict")(predict_command)
 app.command("prune")(prune_command)
 

@@ -30,7 +30,12 @@ __all__ = [
 # atomic renames, so there is nothing to coalesce.
 PROVIDER_THROTTLE = "10ms"
 HEALTH_CHECK_INTERVAL_S = 2
-_RETRY = {"attempts": 3, "initialInterval": "50ms"}
+# POST included: retries happen only when no replica answered (a refused or dropped connection), and
+# predictions are expected to be free of side effects. Traefik 3.7 retries only idempotent methods otherwise.
+# Five attempts: each goes to the next replica in the rotation, which under concurrent load may be the
+# dead one again (Traefik's passive health check would avoid that, but it also ejects replicas whose
+# predictor answers 500).
+_RETRY = {"attempts": 5, "initialInterval": "50ms", "retryNonIdempotentMethod": True}
 
 
 @dataclass(frozen=True)

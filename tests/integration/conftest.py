@@ -152,10 +152,11 @@ class LocalEnv:
             for path in self.home.glob("envs/*/apis/*/replicas/*.json")
             if (record := json.loads(path.read_text())).get("pid")
         ]
-        gateway = self.home / "envs" / "local" / "gateway" / "state.json"
-        if gateway.is_file():
-            state = json.loads(gateway.read_text())
-            refs.append(ProcessRef(int(state["pid"]), float(state["started"])))
+        for state_file in ("gateway/state.json", "operator/state.json"):
+            path = self.home / "envs" / "local" / state_file
+            if path.is_file():
+                state = json.loads(path.read_text())
+                refs.append(ProcessRef(int(state["pid"]), float(state["started"])))
         return [ref for ref in refs if ref.alive()]
 
 

@@ -39,7 +39,9 @@ def test_routes_for_a_path_endpoint() -> None:
     }
     assert http["middlewares"] == {
         "cortexlite-iris-strip": {"stripPrefix": {"prefixes": ["/iris"]}},
-        "cortexlite-iris-retry": {"retry": {"attempts": 3, "initialInterval": "50ms"}},
+        "cortexlite-iris-retry": {
+            "retry": {"attempts": 5, "initialInterval": "50ms", "retryNonIdempotentMethod": True}
+        },
     }
     assert http["services"] == {
         "cortexlite-iris": {
@@ -75,7 +77,7 @@ def test_longer_endpoints_win(shorter: str, longer: str) -> None:
 def test_retry_settings_are_not_shared() -> None:
     first = api_routes("a", "/a", [])
     first["http"]["middlewares"]["cortexlite-a-retry"]["retry"]["attempts"] = 99
-    assert api_routes("b", "/b", [])["http"]["middlewares"]["cortexlite-b-retry"]["retry"]["attempts"] == 3
+    assert api_routes("b", "/b", [])["http"]["middlewares"]["cortexlite-b-retry"]["retry"]["attempts"] == 5
 
 
 @pytest.mark.parametrize("servers", [[], _REPLICAS[:1], _REPLICAS, list(reversed(_REPLICAS))])
