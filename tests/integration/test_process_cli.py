@@ -137,14 +137,18 @@ def test_up_is_idempotent_and_brings_a_dead_gateway_back(local_env: LocalEnv, tm
     env.cli("up", str(project))
     assert "answer is up to date" in env.cli("up", str(project)).stdout
 
-    state = json.loads((env.home / "envs" / "local" / "gateway" / "state.json").read_text())
-    gateway = ProcessRef(int(state["pid"]), float(state["started"]))
-    assert terminate([gateway], timeout=10) == []
+    # The operator would restart a dead gateway within a second: it goes first, as if it had crashed.
+    refs = []
+    for part in ("operator", "gateway"):
+        state = json.loads((env.home / "envs" / "local" / part / "state.json").read_text())
+        refs.append(ProcessRef(int(state["pid"]), float(state["started"])))
+    assert terminate(refs, timeout=10) == []
     status = json.loads(env.cli("get", "-o", "json").stdout)[0]
     assert status["status"] == "error" and "the gateway" in status["reason"]
 
     again = env.cli("up", str(project))
     assert "gateway started" in again.stdout and "answer is up to date" in again.stdout
+    assert "operator started" in again.stdout + again.stderr
     assert httpx.post(env.url("/answer"), json={}, timeout=10).json() == {"answer": "v1"}
     assert json.loads(env.cli("get", "-o", "json").stdout)[0]["status"] == "live"
 
