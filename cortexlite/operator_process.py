@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,12 +55,15 @@ class OperatorProcess:
             return None
         return record if record.process.alive() else None
 
-    def ensure(self) -> tuple[OperatorRecord, bool]:
-        """The running operator, started when absent; True when started now."""
+    def running(self) -> bool:
+        return self.record() is not None
+
+    def ensure(self, log: Callable[[str], None] | None = None) -> tuple[str, bool]:
+        """The running operator, started when absent; (what runs, True when started now)."""
         with self._lock.hold():
             record = self.record()
             if record is not None:
-                return record, False
+                return f"pid {record.pid}", False
             command = [sys.executable, "-m", "cortexlite", "-e", self.env, "operator"]
             env = dict(os.environ, CORTEXLITE_HOME=str(self.home), CORTEXLITE_CACHE_DIR=str(self.cache_dir))
             spawned = spawn(command, env=env, cwd=self.home, log_path=self.log)
@@ -68,7 +72,7 @@ class OperatorProcess:
             deadline = time.monotonic() + _START_TIMEOUT_S
             while time.monotonic() < deadline and spawned.exit_code() is None and not _started(self.log):
                 time.sleep(0.05)
-            return record, True
+            return f"pid {record.pid}; its events: {self.log}", True
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the operator (it finishes the scale or heal it is in); False when none was running."""

@@ -10,7 +10,7 @@ from cortexlite.backends.base import Backend
 from cortexlite.environments import BackendKind, ConfigFile, Environment, resolve_environment
 from cortexlite.errors import DockerError, EnvConfigError, NotFoundError
 from cortexlite.gateway import FileRoutes, GatewayLayout, Membership, RouteStore
-from cortexlite.gateway.base import Gateway
+from cortexlite.gateway.base import Gateway, OperatorRunner
 from cortexlite.gateway.client import TraefikClient
 from cortexlite.gateway.process import GatewayProcess
 from cortexlite.operator_process import OperatorProcess
@@ -29,6 +29,7 @@ class Stack:
     backend: Backend
     gateway: Gateway
     routes: RouteStore
+    operator: OperatorRunner
 
 
 StackFactory = Callable[[Settings, Environment, EnvState, list[int]], Stack]
@@ -39,7 +40,8 @@ def _process_stack(settings: Settings, environment: Environment, state: EnvState
 
     layout = GatewayLayout(state.root / "gateway")
     gateway = GatewayProcess(layout, environment.gateway_port, environment.admin_port, settings.traefik)
-    return Stack(ProcessBackend(settings, state, reserved), gateway, FileRoutes(layout))
+    operator = OperatorProcess(state.root / "operator", environment.name, settings.home, settings.cache_dir)
+    return Stack(ProcessBackend(settings, state, reserved), gateway, FileRoutes(layout), operator)
 
 
 def _docker_stack(settings: Settings, environment: Environment, state: EnvState, reserved: list[int]) -> Stack:
@@ -47,7 +49,9 @@ def _docker_stack(settings: Settings, environment: Environment, state: EnvState,
     from cortexlite.backends.container import DockerBackend
     from cortexlite.backends.docker import DockerEngine
     from cortexlite.gateway.container import ContainerRoutes, GatewayContainer
+    from cortexlite.gpus import inventory
     from cortexlite.image import load_options
+    from cortexlite.operator_container import OperatorContainer
 
     engine = DockerEngine.from_env(environment.docker_host)
     options = load_options(settings.home / IMAGE_OPTIONS_FILE).with_engine(environment.docker_host)
@@ -58,7 +62,8 @@ def _docker_stack(settings: Settings, environment: Environment, state: EnvState,
     gateway = GatewayContainer(
         engine, environment, options=options, cache_dir=settings.cache_dir, labels=labels, traefik=settings.traefik
     )
-    return Stack(backend, gateway, ContainerRoutes(engine, gateway.name))
+    operator = OperatorContainer(engine, environment, settings, options, gpus=lambda: bool(inventory(None)))
+    return Stack(backend, gateway, ContainerRoutes(engine, gateway.name), operator)
 
 
 def _docker_reachable() -> str | None:
@@ -84,7 +89,7 @@ class Workspace:
     backend: Backend
     gateway: Gateway
     membership: Membership
-    operator: OperatorProcess
+    operator: OperatorRunner
     notices: list[str] = field(default_factory=list)
 
     @classmethod
@@ -102,8 +107,7 @@ class Workspace:
         stack = _STACKS[environment.backend](settings, environment, state, reserved)
         membership = Membership(stack.routes, TraefikClient(environment.admin_port))
         notices = [notice] if notice else []
-        operator = OperatorProcess(state.root / "operator", environment.name, settings.home, settings.cache_dir)
-        return cls(settings, environment, state, stack.backend, stack.gateway, membership, operator, notices)
+        return cls(settings, environment, state, stack.backend, stack.gateway, membership, stack.operator, notices)
 
     def require_api(self, name: str) -> None:
         """Raise `NotFoundError` unless the environment has an API called `name`."""

@@ -153,7 +153,7 @@ def gpu_holders(engine: DockerEngine) -> dict[str, str]:
 def unused_images(engine: DockerEngine, keep: set[str], cutoff: float) -> list[tuple[str, int]]:
     """cortexlite's images that no container uses, no record names, and made before `cutoff`: (tag, bytes).
 
-    The newest runtime and gateway images always stay: the next deploy would rebuild them.
+    The newest runtime, gateway and operator images always stay: the next deploy would rebuild them.
     """
     containers = engine.containers({})
     used = {str(summary.get(key)) for summary in containers for key in ("ImageID", "Image")}
@@ -167,7 +167,7 @@ def unused_images(engine: DockerEngine, keep: set[str], cutoff: float) -> list[t
         kind = (image.get("Labels") or {}).get("cortexlite.image", "")
         created = float(image.get("Created") or 0)
         tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
-        if kind in ("runtime", "gateway") and created >= newest[kind]:
+        if kind in ("runtime", "gateway", "operator") and created >= newest[kind]:
             continue
         if created >= cutoff or image.get("Id") in used or set(tags) & (keep | used):
             continue

@@ -26,9 +26,9 @@ def up_command(ctx: typer.Context, path: PathArg = Path("."), timeout: TimeoutOp
     try:
         with open_workspace(ctx) as ws:
             results = deploy(ws, path, DeployOptions(ready_timeout=timeout), progress, progress.detail)
-            operator, started = ws.operator.ensure()
+            what, started = ws.operator.ensure(progress.detail)
             if started:
-                progress(f"operator started (pid {operator.pid}; its events: {ws.operator.log})")
+                progress(f"operator started ({what})")
     finally:
         progress.close()
     _print_results(results)

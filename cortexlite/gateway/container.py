@@ -136,17 +136,24 @@ class GatewayContainer:
         return bool(found and found.get("State", {}).get("Running"))
 
     def ensure(self, log: Log) -> tuple[str, bool]:
-        plan = self.plan(log)
-        found = self.engine.inspect_container(plan.name)
+        found = self.engine.inspect_container(self.name)
+        try:
+            plan: GatewayPlan | None = self.plan(log)
+        except GatewayError:
+            if found is None:
+                raise
+            plan = None  # no Traefik binary here (the operator's container): the existing container will do
         if found is not None:
-            if found.get("Config", {}).get("Labels", {}).get("cortexlite.gateway") == plan.fingerprint:
-                if not found.get("State", {}).get("Running"):
-                    self.engine.start_container(plan.name)
-                    self._wait(plan)
-                    return f"Traefik container {plan.name}", True
-                return f"Traefik container {plan.name}", False
-            log(f"replacing the gateway container {plan.name} (its image or ports changed)")
-            self.engine.remove_container(plan.name)
+            labels = found.get("Config", {}).get("Labels", {})
+            if plan is None or labels.get("cortexlite.gateway") == plan.fingerprint:
+                if found.get("State", {}).get("Running"):
+                    return f"Traefik container {self.name}", False
+                self.engine.start_container(self.name)
+                self._wait(self.name, self.environment.admin_port)
+                return f"Traefik container {self.name}", True
+            log(f"replacing the gateway container {self.name} (its image or ports changed)")
+            self.engine.remove_container(self.name)
+        assert plan is not None
         self._create(plan)
         return f"Traefik container {plan.name}, {plan.image}", True
 
@@ -186,18 +193,18 @@ class GatewayContainer:
                 f"(admin {plan.admin_port}): {exc}; choose other ports with "
                 "`cortexlite env add NAME --gateway-port N [--gateway-admin-port M]`"
             ) from exc
-        self._wait(plan)
+        self._wait(plan.name, plan.admin_port)
 
-    def _wait(self, plan: GatewayPlan) -> None:
-        client = TraefikClient(plan.admin_port, timeout=0.5)
+    def _wait(self, name: str, admin_port: int) -> None:
+        client = TraefikClient(admin_port, timeout=0.5)
         try:
             deadline = time.monotonic() + _START_TIMEOUT_S
             while not client.ping():
-                state = (self.engine.inspect_container(plan.name) or {}).get("State", {})
+                state = (self.engine.inspect_container(name) or {}).get("State", {})
                 if not state.get("Running") or time.monotonic() > deadline:
-                    lines = "\n".join(f"  {line}" for line in self.engine.log_tail(plan.name, 20)) or "  (no output)"
+                    lines = "\n".join(f"  {line}" for line in self.engine.log_tail(name, 20)) or "  (no output)"
                     how = "exited" if not state.get("Running") else f"did not answer within {_START_TIMEOUT_S:g}s"
-                    raise GatewayError(f"the gateway container {plan.name} {how}; its last log lines:\n{lines}")
+                    raise GatewayError(f"the gateway container {name} {how}; its last log lines:\n{lines}")
                 time.sleep(0.05)
         finally:
             client.close()

@@ -46,7 +46,12 @@ def _cli(env: LocalEnv, *args: str, check: bool = True) -> subprocess.CompletedP
 
 
 def _operator_log(env: LocalEnv) -> str:
-    path = env.home / "envs" / (getattr(env, "name", "") or "local") / "operator" / "operator.log"
+    """The operator's events: its log file (processes) or its container's log (Docker)."""
+    if isinstance(env, DockerEnv):
+        (operator,) = env.containers("cortexlite.role=operator")
+        done = docker("logs", operator["Id"])
+        return done.stdout + done.stderr
+    path = env.home / "envs" / "local" / "operator" / "operator.log"
     return path.read_text() if path.is_file() else ""
 
 
@@ -231,5 +236,51 @@ def test_healing_in_docker_after_docker_kill_kill_9_and_a_dead_gateway(docker_en
         load.stop()
     print("docker healing: " + "; ".join(figures))
     assert len(failed) <= 2, failed[:5]
-    log = (env.home / "envs" / env.name / "operator" / "operator.log").read_text()
+    (operator,) = env.containers("cortexlite.role=operator")
+    assert operator["HostConfig"]["PidMode"] == "host" and operator["HostConfig"]["NetworkMode"] == "host"
+    log = _operator_log(env)
     assert "healing: answer replica" in log and "healing: the gateway is back" in log
+
+
+@pytest.mark.docker
+def test_the_operator_container_scales_docker_replicas_up_and_down(docker_env: DockerEnv, tmp_path: Path) -> None:
+    env = docker_env
+    project = make_project(tmp_path / "project", "slow", SLOW_YAML)
+    up = _cli(env, "up", str(project))
+    assert "operator started (container cortexlite-" in up.stdout + up.stderr
+    stop = threading.Event()
+    statuses = _burst_until(env, stop, lambda: _requested(env, "slow") >= 3, 30)
+    assert statuses and set(statuses) == {200}
+    took = _wait(lambda: _requested(env, "slow") == 1, 90, "back to min_replicas when quiet")
+    print(f"docker operator: scaled to >= 3 under a burst, back to 1 replica {took:.1f}s after it")
+    _wait(lambda: len(env.replicas("slow")) == 1, 30, "the surplus containers removed")
+    assert "autoscaling event: slow 1 -> 2" in _operator_log(env)
+
+
+def _burst_until(env: LocalEnv, stop: threading.Event, done: object, timeout: float) -> list[int]:
+    statuses: list[int] = []
+    burst = threading.Thread(target=lambda: statuses.extend(_burst(env.url("/slow"), 6, 40, stop)), daemon=True)
+    burst.start()
+    try:
+        took = _wait(done, timeout, "scaling up under a burst")
+        print(f"scaled up {took:.1f}s into a burst of 6 slow clients")
+    finally:
+        stop.set()
+        burst.join(60)
+    return statuses
+
+
+def test_a_restarted_operator_keeps_its_stabilization_windows(local_env: LocalEnv, tmp_path: Path) -> None:
+    env = local_env
+    project = make_project(tmp_path / "project", "slow", SLOW_YAML)
+    _cli(env, "up", str(project))
+    state_file = env.api_dir("slow") / "autoscaler.json"
+    _wait(state_file.is_file, 20, "the operator's first decision")
+    started = json.loads(state_file.read_text())["started_at"]
+    record = json.loads((env.home / "envs" / "local" / "operator" / "state.json").read_text())
+    os.kill(int(record["pid"]), signal.SIGKILL)
+    again = _cli(env, "up", str(project))
+    assert "operator started" in again.stdout + again.stderr
+    mtime = state_file.stat().st_mtime
+    _wait(lambda: state_file.stat().st_mtime > mtime, 20, "a decision of the new operator")
+    assert json.loads(state_file.read_text())["started_at"] == started

