@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from cortexlite.errors import ComputeUnavailable, ConfigError
 from cortexlite.files import read_json
+from cortexlite.ports import RESERVATION_S
 from cortexlite.processes import ProcessRef
 from cortexlite.settings import Settings
 from cortexlite_runtime.gpu import Gpu, GpuMonitor
@@ -33,10 +34,8 @@ __all__ = [
     "holders",
     "inventory",
     "process_holders",
+    "shortfall",
 ]
-
-# A process record with pid 0 is a start in progress: it holds its GPUs as long as it holds its port.
-_RESERVATION_S = 60.0
 
 
 class _ScriptedGpu(BaseModel):
@@ -90,6 +89,19 @@ def allocate(inventory: Sequence[Gpu], held: Mapping[str, str], count: int, who:
     raise ComputeUnavailable(f"{who} needs {count} GPU(s); {len(free)} of {len(inventory)} free ({', '.join(taken)})")
 
 
+def shortfall(
+    inventory: Sequence[Gpu], held: Mapping[str, str], per_replica: int, missing: int, who: str
+) -> str | None:
+    """Why `missing` more replicas of `per_replica` GPUs each could not start now; None when they could."""
+    if per_replica * missing <= 0:
+        return None
+    try:
+        allocate(inventory, held, per_replica * missing, who)
+    except ComputeUnavailable as exc:
+        return str(exc)
+    return None
+
+
 def cuda_visible_devices(gpus: Sequence[Gpu]) -> str:
     """`CUDA_VISIBLE_DEVICES` for a process that sees exactly `gpus`, in this order ("" hides them all)."""
     return ",".join(gpu.uuid for gpu in gpus)
@@ -137,7 +149,7 @@ def holders(settings: Settings) -> dict[str, str]:
 def _holds(record: Mapping[str, object]) -> bool:
     pid, started, created = record.get("pid"), record.get("started"), record.get("created_at")
     if pid == 0:
-        return isinstance(created, int | float) and time.time() - created <= _RESERVATION_S
+        return isinstance(created, int | float) and time.time() - created <= RESERVATION_S
     return isinstance(pid, int) and isinstance(started, int | float) and ProcessRef(pid, float(started)).alive()
 
 

@@ -7,7 +7,11 @@ from pathlib import Path
 
 from cortexlite.files import read_json
 
-__all__ = ["bindable", "recorded_ports"]
+__all__ = ["RESERVATION_S", "bindable", "recorded_ports"]
+
+# A process replica's record is written (pid 0) just before its process starts: for this long it
+# reserves its port and GPUs; after that, a record still without a pid is a start that crashed.
+RESERVATION_S = 60.0
 
 
 def recorded_ports(home: Path) -> set[int]:

@@ -38,7 +38,7 @@ from cortexlite.dependency_image import (
     ensure_dependency_image,
 )
 from cortexlite.environments import Environment, Network
-from cortexlite.errors import BackendError, ComputeUnavailable, DockerError
+from cortexlite.errors import BackendError, DockerError
 from cortexlite.files import Lock
 from cortexlite.image import ImageOptions, build_runtime_image, planned_runtime_tag
 from cortexlite.logtail import LogLine, render
@@ -309,14 +309,9 @@ class DockerBackend(Backend):
         return _follow(self.engine, replicas, stop)
 
     def compute_shortfall(self, release: Release, missing: int) -> str | None:
-        wanted = release.api.compute.gpu * missing
-        if wanted <= 0:
+        if release.api.compute.gpu <= 0:
             return None
-        try:
-            gpus.allocate(self._gpu_inventory(), self._held(), wanted, release.name)
-        except ComputeUnavailable as exc:
-            return str(exc)
-        return None
+        return gpus.shortfall(self._gpu_inventory(), self._held(), release.api.compute.gpu, missing, release.name)
 
     def describe_start(self, release: Release, snapshot: Path, spec_file: Path) -> dict[str, Any]:
         plan = ReplicaPlan(

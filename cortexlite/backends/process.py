@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 
 from cortexlite.backends.base import Backend, LogSink, Prepared, Probe, Replica, ReplicaStatus, probe_readiness
-from cortexlite.errors import BackendError, ComputeUnavailable
+from cortexlite.errors import BackendError
 from cortexlite.files import Lock, read_json, write_json
-from cortexlite.gpus import Gpu, allocate, cuda_environment, describe_plan, holders, inventory
-from cortexlite.ports import bindable, recorded_ports
+from cortexlite.gpus import Gpu, allocate, cuda_environment, describe_plan, holders, inventory, shortfall
+from cortexlite.ports import RESERVATION_S, bindable, recorded_ports
 from cortexlite.processes import ProcessRef, Spawned, spawn, terminate
 from cortexlite.project import Project
 from cortexlite.release import Release
@@ -36,8 +36,6 @@ from cortexlite.venvs import ensure_venv, plan_venv
 
 __all__ = ["ProcessBackend", "replica_environment"]
 
-# A record is written (reserving its port) just before the process starts, and completed just after.
-_RESERVATION_S = 60.0
 _DROPPED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PIP_REQUIRE_VIRTUALENV")
 
 
@@ -126,7 +124,7 @@ class ProcessBackend(Backend):
             data = read_json(path)
             if isinstance(data, dict) and data.get("pid"):
                 found.append(_replica(data))
-            elif isinstance(data, dict) and time.time() - float(data.get("created_at", 0)) > _RESERVATION_S:
+            elif isinstance(data, dict) and time.time() - float(data.get("created_at", 0)) > RESERVATION_S:
                 path.unlink(missing_ok=True)  # a port reserved by a start that never happened (a crash)
         return sorted(found, key=lambda replica: replica.created_at)
 
@@ -190,14 +188,9 @@ class ProcessBackend(Backend):
                 return candidate
 
     def compute_shortfall(self, release: Release, missing: int) -> str | None:
-        wanted = release.api.compute.gpu * missing
-        if wanted <= 0:
+        if release.api.compute.gpu <= 0:
             return None
-        try:
-            allocate(self._inventory(), holders(self.settings), wanted, release.name)
-        except ComputeUnavailable as exc:
-            return str(exc)
-        return None
+        return shortfall(self._inventory(), holders(self.settings), release.api.compute.gpu, missing, release.name)
 
     def _inventory(self) -> list[Gpu]:
         if self._gpus is None:
