@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,40 +165,50 @@ class Operator:
             values = [value for value in pool.map(scrape, ready) if value is not None]
         watch.samples.append(Sample(time.time(), sum(values)))
 
-    def _heal(self, record: ApiRecord, gone: list[tuple[Replica, str | None]], missing: int, watch: _Watch) -> None:
-        lock = self.ws.state.lock(record.name)
+    @contextmanager
+    def _holding(self, name: str) -> Iterator[ApiRecord | None]:
+        """The API's record while this operator holds its lock; None when a command holds it, an update
+        is recorded, or the API is gone (then the operator leaves it alone this time)."""
+        lock = self.ws.state.lock(name)
         if not lock.acquire(blocking=False):
+            yield None
             return
         try:
-            current = self.ws.state.api(record.name)
-            if current is None or self.ws.state.marker(record.name) is not None:
-                return
+            current = self.ws.state.api(name)
+            yield current if current is not None and self.ws.state.marker(name) is None else None
+        finally:
+            lock.release()
+
+    def _heal(self, record: ApiRecord, gone: list[tuple[Replica, str | None]], missing: int, watch: _Watch) -> None:
+        with self._holding(record.name) as current:
+            if current is not None:
+                self._replace(current, gone, missing, watch)
+
+    def _replace(self, current: ApiRecord, gone: list[tuple[Replica, str | None]], missing: int, watch: _Watch) -> None:
+        try:
             for replica, reason in gone:
-                self.log(f"healing: {record.name} replica {replica.id} {reason or 'is gone'}; starting a replacement")
+                self.log(f"healing: {current.name} replica {replica.id} {reason or 'is gone'}; starting a replacement")
             if missing > len(gone):
-                self.log(f"healing: {record.name} has {current.requested - missing} of {current.requested} replica(s)")
+                self.log(f"healing: {current.name} has {current.requested - missing} of {current.requested} replica(s)")
             started = time.monotonic()
             self._roll(current, current.requested)
             took = time.monotonic() - started
-            self.log(f"healing: {record.name} is back to {current.requested} ready replica(s) in {took:.1f}s")
+            self.log(f"healing: {current.name} is back to {current.requested} ready replica(s) in {took:.1f}s")
             watch.failures, watch.retry_at = 0, 0.0
         except CortexliteError as exc:
             watch.failures += 1
             delay = min(_MAX_BACKOFF_S, 2.0**watch.failures)
             watch.retry_at = time.time() + delay
-            self.log(f"healing: {record.name}: {exc}; trying again in {delay:g}s")
-        finally:
-            lock.release()
+            self.log(f"healing: {current.name}: {exc}; trying again in {delay:g}s")
 
     def _autoscale(self, record: ApiRecord, watch: _Watch) -> None:
-        lock = self.ws.state.lock(record.name)
-        if not lock.acquire(blocking=False):
-            return
+        with self._holding(record.name) as current:
+            if current is not None:
+                self._scale(current, watch)
+
+    def _scale(self, current: ApiRecord, watch: _Watch) -> None:
         try:
-            current = self.ws.state.api(record.name)
-            if current is None or self.ws.state.marker(record.name) is not None:
-                return
-            api_dir = self.ws.state.api_dir(record.name)
+            api_dir = self.ws.state.api_dir(current.name)
             now = time.time()
             decision = decide(policy_for(current.release().api), watch.samples, current.requested, _load(api_dir), now)
             _save(api_dir, decision, current.requested, now)
@@ -207,9 +218,7 @@ class Operator:
             self._roll(current, decision.replicas)
             self.ws.state.save_api(current.model_copy(update={"requested": decision.replicas}))
         except CortexliteError as exc:
-            self.log(f"autoscaling: {record.name}: {exc}; keeping {record.requested} replica(s)")
-        finally:
-            lock.release()
+            self.log(f"autoscaling: {current.name}: {exc}; keeping {current.requested} replica(s)")
 
     def _roll(self, record: ApiRecord, target: int) -> None:
         updater = Updater(

@@ -33,6 +33,7 @@ from cortexlite.backends.base import Backend, LogSink, Prepared, Probe, Replica,
 from cortexlite.backends.docker import DockerEngine
 from cortexlite.dependency_image import (
     DEPENDENCY_FILES,
+    DependencyImage,
     dependency_image,
     dockerfile_digest,
     ensure_dependency_image,
@@ -215,17 +216,19 @@ class DockerBackend(Backend):
                 "there through S3-compatible storage is not in this version; deploy to an engine on this machine"
             )
         runtime = build_runtime_image(self.options, log, self.engine)
-        files = {name: project.read(name) for name in DEPENDENCY_FILES}
-        image = dependency_image(runtime.tag, files, self.options, dockerfile_digest())
+        image = self._dependency_image(project, runtime.tag)
         if image is None:
             return Prepared(runtime.tag, runtime.built, {"image": runtime.tag})
         built = ensure_dependency_image(self.engine, image, self.options, log)
         return Prepared(image.tag, runtime.built or built, {"image": image.tag, "runtime_image": runtime.tag})
 
     def _image_for(self, project: Project, runtime: str) -> str:
-        files = {name: project.read(name) for name in DEPENDENCY_FILES}
-        image = dependency_image(runtime, files, self.options, dockerfile_digest())
+        image = self._dependency_image(project, runtime)
         return image.tag if image is not None else runtime
+
+    def _dependency_image(self, project: Project, runtime: str) -> DependencyImage | None:
+        files = {name: project.read(name) for name in DEPENDENCY_FILES}
+        return dependency_image(runtime, files, self.options, dockerfile_digest())
 
     # --- replicas -------------------------------------------------------------------------------
 

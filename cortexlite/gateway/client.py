@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from cortexlite.errors import GatewayError
@@ -33,29 +35,29 @@ class TraefikClient:
 
     def servers(self, api: str) -> list[str] | None:
         """The servers Traefik routes `api` to now; None when it has no such service."""
-        try:
-            answer = self._http.get(f"/api/http/services/{router_name(api)}@file")
-        except httpx.HTTPError as exc:
-            raise GatewayError(f"the gateway's API at {self.base_url} did not answer: {exc}") from exc
-        if answer.status_code == 404:
+        service = self._object(f"/api/http/services/{router_name(api)}@file", f"the service of {api}")
+        if service is None:
             return None
-        if answer.status_code != 200:
-            raise GatewayError(f"the gateway's API answered {answer.status_code} for the service of {api}")
-        balancer = answer.json().get("loadBalancer", {})
-        return sorted(server["url"] for server in balancer.get("servers", []) or [])
+        return sorted(server["url"] for server in service.get("loadBalancer", {}).get("servers", []) or [])
 
     def rule(self, api: str) -> str | None:
         """The rule of the router Traefik runs for `api`; None when it has no such router."""
+        router = self._object(f"/api/http/routers/{router_name(api)}@file", f"the router of {api}")
+        rule = router.get("rule") if router is not None else None
+        return str(rule) if rule is not None else None
+
+    def _object(self, path: str, what: str) -> dict[str, Any] | None:
+        """One object of Traefik's API; None when it has no such object."""
         try:
-            answer = self._http.get(f"/api/http/routers/{router_name(api)}@file")
+            answer = self._http.get(path)
         except httpx.HTTPError as exc:
             raise GatewayError(f"the gateway's API at {self.base_url} did not answer: {exc}") from exc
         if answer.status_code == 404:
             return None
         if answer.status_code != 200:
-            raise GatewayError(f"the gateway's API answered {answer.status_code} for the router of {api}")
-        rule = answer.json().get("rule")
-        return str(rule) if rule is not None else None
+            raise GatewayError(f"the gateway's API answered {answer.status_code} for {what}")
+        found = answer.json()
+        return found if isinstance(found, dict) else None
 
     def metrics(self) -> str:
         try:

@@ -55,6 +55,14 @@ def _operator_log(env: LocalEnv) -> str:
     return path.read_text() if path.is_file() else ""
 
 
+def _answers(env: LocalEnv) -> bool:
+    """Whether the gateway serves /answer now."""
+    try:
+        return httpx.post(env.url("/answer"), json={}, timeout=2, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _requested(env: LocalEnv, api: str) -> int:
     return int(json.loads((env.api_dir(api) / "api.json").read_text())["requested"])
 
@@ -148,14 +156,8 @@ def test_healing_under_load_replaces_a_killed_replica_and_the_gateway(local_env:
         gateway_killed = time.monotonic()
         os.kill(int(gateway["pid"]), signal.SIGKILL)
 
-        def answers() -> bool:
-            try:
-                return httpx.post(env.url("/answer"), json={}, timeout=2, trust_env=False).status_code == 200
-            except httpx.HTTPError:
-                return False
-
         time.sleep(0.2)
-        _wait(answers, 30, "the gateway back")
+        _wait(lambda: _answers(env), 30, "the gateway back")
         gateway_s = time.monotonic() - gateway_killed
         time.sleep(1)
     finally:
@@ -223,14 +225,8 @@ def test_healing_in_docker_after_docker_kill_kill_9_and_a_dead_gateway(docker_en
         killed = time.monotonic()
         docker("kill", gateway["Id"])
 
-        def answers() -> bool:
-            try:
-                return httpx.post(env.url("/answer"), json={}, timeout=2, trust_env=False).status_code == 200
-            except httpx.HTTPError:
-                return False
-
         time.sleep(0.3)
-        _wait(answers, 40, "the gateway container back")
+        _wait(lambda: _answers(env), 40, "the gateway container back")
         figures.append(f"docker kill of the gateway -> answering again in {time.monotonic() - killed:.1f}s")
     finally:
         load.stop()
