@@ -152,6 +152,7 @@ def _deploy_api(
             if prepared.created:
                 report(f"{name}: made the replica runtime {prepared.runtime} in {time.monotonic() - started:.1f}s")
             release = make_release(api, project.code_hash, prepared.runtime)
+            ws.backend.ship(snapshot_path, report)
         target = ApiRecord.of(release, snapshot_path, count, created_at=record.created_at if record else None)
         marker = _marker("create" if record is None else "update", target, record)
         if not options.wait:

@@ -12,18 +12,22 @@ later commands agree. `env add`/`env use` change it.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cortexlite.errors import EnvConfigError
 from cortexlite.files import Lock, atomic_write
+
+if TYPE_CHECKING:
+    from cortexlite_runtime.storage import StorageSettings
 
 __all__ = [
     "DEFAULT_GATEWAY_PORT",
@@ -67,6 +71,15 @@ class Environment(BaseModel):
     gateway_port: int = Field(default=DEFAULT_GATEWAY_PORT, ge=1, le=65535)
     gateway_admin_port: int | None = Field(default=None, ge=1, le=65535, description="None: gateway_port + 1")
     network: Network | None = None
+    # S3-compatible storage (see cortexlite_runtime.storage); unset fields fall back to
+    # CORTEXLITE_S3_* and then AWS_* in the environment of the command.
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = Field(default=None, repr=False)
+    s3_secure: bool | None = None
+    s3_ca_bundle: str | None = None
+    s3_replica_endpoint: str | None = None
 
     @field_validator("docker_host")
     @classmethod
@@ -97,6 +110,11 @@ class Environment(BaseModel):
             raise ValueError(f"nomad_addr applies to the nomad backend, not {self.backend.value}")
         if self.backend is BackendKind.NOMAD and not self.nomad_addr:
             raise ValueError("a nomad environment needs nomad_addr")
+        if self.remote_docker and not self.storage:
+            raise ValueError(
+                f"a remote Docker engine ({self.docker_host}) needs storage for the project bundles: "
+                "add --storage s3://bucket/prefix (MinIO, OSS or any S3-compatible store)"
+            )
         if self.admin_port == self.gateway_port:
             raise ValueError(f"gateway_admin_port must differ from gateway_port ({self.gateway_port})")
         return self
@@ -107,6 +125,33 @@ class Environment(BaseModel):
         if self.gateway_admin_port is not None:
             return self.gateway_admin_port
         return self.gateway_port + 1 if self.gateway_port < 65535 else self.gateway_port - 1
+
+    @property
+    def remote_docker(self) -> bool:
+        """A Docker engine on another machine (tcp://, ssh://): bundles travel through storage."""
+        return (
+            self.backend is BackendKind.DOCKER
+            and bool(self.docker_host)
+            and not str(self.docker_host).startswith(("unix://", "npipe://"))
+        )
+
+    def storage_settings(self, environ: Mapping[str, str] | None = None) -> StorageSettings:
+        """How this environment reaches its store: its `s3_*` fields, else CORTEXLITE_S3_*, else AWS_*."""
+        from cortexlite_runtime.storage import StorageSettings
+
+        defined = {
+            "endpoint": self.s3_endpoint, "region": self.s3_region, "access_key": self.s3_access_key,
+            "secret_key": self.s3_secret_key, "secure": None if self.s3_secure is None else str(self.s3_secure),
+            "ca_bundle": self.s3_ca_bundle, "replica_endpoint": self.s3_replica_endpoint,
+        }  # fmt: skip
+        return StorageSettings.from_env(os.environ if environ is None else environ, defined)
+
+    def public(self) -> dict[str, Any]:
+        """The definition as shown to users: the secret key as a reference, never its value."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        if "s3_secret_key" in data:
+            data["s3_secret_key"] = "<secret:s3_secret_key>"
+        return data
 
     def describe(self) -> str:
         where = self.docker_host or self.nomad_addr or "this machine"
@@ -125,6 +170,7 @@ class EnvironmentRequest:
     gateway_port: int | None = None
     gateway_admin_port: int | None = None
     network: Network | None = None
+    s3: dict[str, Any] = field(default_factory=dict)  # s3_* fields, without the prefix
 
 
 def build_environment(request: EnvironmentRequest) -> Environment:
@@ -148,6 +194,7 @@ def build_environment(request: EnvironmentRequest) -> Environment:
         "storage": request.storage,
         "gateway_admin_port": request.gateway_admin_port,
         "network": request.network or (Network.BRIDGE if backend is BackendKind.DOCKER else None),
+        **{f"s3_{key}": value for key, value in request.s3.items() if value is not None},
     }
     if request.gateway_port is not None:
         values["gateway_port"] = request.gateway_port
@@ -234,7 +281,8 @@ class ConfigFile:
 
     def _write(self, model: _ConfigModel) -> None:
         data = model.model_dump(exclude_none=True)
-        atomic_write(self.path, yaml.safe_dump(data, sort_keys=False))
+        # It may hold an S3 secret key: readable by its owner only.
+        atomic_write(self.path, yaml.safe_dump(data, sort_keys=False), mode=0o600)
 
 
 def resolve_environment(

@@ -37,11 +37,13 @@ StackFactory = Callable[[Settings, Environment, EnvState, list[int]], Stack]
 
 def _process_stack(settings: Settings, environment: Environment, state: EnvState, reserved: list[int]) -> Stack:
     from cortexlite.backends.process import ProcessBackend
+    from cortexlite.bundles import replica_storage
 
     layout = GatewayLayout(state.root / "gateway")
     gateway = GatewayProcess(layout, environment.gateway_port, environment.admin_port, settings.traefik)
     operator = OperatorProcess(state.root / "operator", environment.name, settings.home, settings.cache_dir)
-    return Stack(ProcessBackend(settings, state, reserved), gateway, FileRoutes(layout), operator)
+    backend = ProcessBackend(settings, state, reserved, replica_storage(environment))
+    return Stack(backend, gateway, FileRoutes(layout), operator)
 
 
 def _docker_stack(settings: Settings, environment: Environment, state: EnvState, reserved: list[int]) -> Stack:
@@ -62,7 +64,12 @@ def _docker_stack(settings: Settings, environment: Environment, state: EnvState,
     gateway = GatewayContainer(
         engine, environment, options=options, cache_dir=settings.cache_dir, labels=labels, traefik=settings.traefik
     )
-    operator = OperatorContainer(engine, environment, settings, options, gpus=lambda: bool(inventory(None)))
+    operator: OperatorRunner
+    if environment.remote_docker:
+        # The operator container would need this machine's state directory on the remote host.
+        operator = OperatorProcess(state.root / "operator", environment.name, settings.home, settings.cache_dir)
+    else:
+        operator = OperatorContainer(engine, environment, settings, options, gpus=lambda: bool(inventory(None)))
     return Stack(backend, gateway, ContainerRoutes(engine, gateway.name), operator)
 
 

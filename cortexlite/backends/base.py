@@ -6,6 +6,7 @@ A backend starts, finds and stops replicas; it knows nothing of rollouts or rout
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from cortexlite.logtail import LogLine, follow, tail_lines
 from cortexlite.project import Project
 from cortexlite.release import Release
 
-__all__ = ["Backend", "Prepared", "Probe", "Replica", "ReplicaStatus", "probe_readiness"]
+__all__ = ["Backend", "Prepared", "Probe", "Replica", "ReplicaStatus", "probe_readiness", "readiness_answer"]
 
 LogSink = Callable[[str], None]
 
@@ -96,6 +97,9 @@ class Backend(ABC):
     def describe_start(self, release: Release, snapshot: Path, spec_file: Path) -> dict[str, Any]:
         """What `start` would run, as data (`deploy --dry-run`)."""
 
+    def ship(self, snapshot: Path, log: LogSink) -> None:  # noqa: B027 - optional hook
+        """Put the snapshot where replicas can read it (storage, for engines on other machines)."""
+
     def control_address(self, replica: Replica) -> str:
         """Where the control plane reaches the replica (its probes, its metrics): by default its address."""
         return replica.address
@@ -132,15 +136,23 @@ def probe_readiness(client: httpx.Client, address: str) -> Probe:
         answer = client.get(f"{address}/readyz")
     except httpx.HTTPError:
         return Probe(ReplicaStatus.STARTING, "not answering yet")
-    if answer.status_code == 200:
+    return readiness_answer(answer.status_code, answer.text)
+
+
+def readiness_answer(code: int, text: str) -> Probe:
+    """What `/readyz` answering `code` with `text` means (code 0: no answer)."""
+    if code == 200:
         return Probe(ReplicaStatus.READY)
+    if code == 0:
+        return Probe(ReplicaStatus.STARTING, "not answering yet")
     try:
-        body = answer.json()
+        body = json.loads(text)
     except ValueError:
         body = {}
+    answer_code = code
     status = body.get("status") if isinstance(body, dict) else None
     if status == "failed":
         return Probe(ReplicaStatus.FAILED, str(body.get("error") or "the predictor failed to start"))
     if status == "shutting down":
         return Probe(ReplicaStatus.STOPPING, "shutting down")
-    return Probe(ReplicaStatus.STARTING, str(status or f"/readyz answered {answer.status_code}"))
+    return Probe(ReplicaStatus.STARTING, str(status or f"/readyz answered {answer_code}"))

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
@@ -29,8 +29,18 @@ from typing import Any
 import httpx
 
 from cortexlite import gpus
-from cortexlite.backends.base import Backend, LogSink, Prepared, Probe, Replica, ReplicaStatus, probe_readiness
+from cortexlite.backends.base import (
+    Backend,
+    LogSink,
+    Prepared,
+    Probe,
+    Replica,
+    ReplicaStatus,
+    probe_readiness,
+    readiness_answer,
+)
 from cortexlite.backends.docker import DockerEngine
+from cortexlite.bundles import BundleStore, replica_storage
 from cortexlite.dependency_image import (
     DEPENDENCY_FILES,
     DependencyImage,
@@ -56,6 +66,7 @@ PROJECT_DIR = "/mnt/project"
 SPEC_PATH = "/mnt/spec/api.json"
 CACHE_DIR = "/var/cache/cortexlite"
 SERVING_PORT = 8888  # inside a bridge-networked container
+CA_PATH = "/etc/cortexlite/s3-ca.pem"
 # The runtime's default shutdown delay (2 s) + grace period (30 s) + 5 s.
 STOP_TIMEOUT_S = 37
 _UNBUILT = "cortexlite/runtime:(to be built)"
@@ -80,6 +91,10 @@ class ReplicaPlan:
     gpus: tuple[str, ...]  # NVML UUIDs
     labels: Mapping[str, str]
     created_at: float
+    # A remote engine: the project comes from storage (CORTEX_PROJECT_URI) and the spec is copied
+    # into the container, since nothing on this machine can be bind-mounted there.
+    project_uri: str | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -109,9 +124,11 @@ def replica_container_config(plan: ReplicaPlan) -> dict[str, Any]:
         "CORTEXLITE_DEPENDENCIES": "preinstalled",
         "CORTEXLITE_LOG_FORMAT": "json",
         "CORTEXLITE_REPLICA_ID": plan.replica_id,
-    }
+    } | dict(plan.extra_env)
+    if plan.project_uri:
+        env["CORTEX_PROJECT_URI"] = plan.project_uri
     host: dict[str, Any] = {
-        "Binds": [f"{plan.snapshot}:{PROJECT_DIR}:ro", f"{plan.spec_file}:{SPEC_PATH}:ro"],
+        "Binds": [] if plan.project_uri else [f"{plan.snapshot}:{PROJECT_DIR}:ro", f"{plan.spec_file}:{SPEC_PATH}:ro"],
         "Mounts": [{"Type": "volume", "Source": f"cortexlite-{plan.env}-cache", "Target": CACHE_DIR}],
         "RestartPolicy": {"Name": "unless-stopped"},
         "NetworkMode": "host" if host_mode else f"cortexlite-{plan.env}",
@@ -194,6 +211,9 @@ class DockerBackend(Backend):
         self._http = httpx.Client(timeout=1.0, trust_env=False)
         self._inventory: list[Gpu] | None = None
         self._shared_ready = False
+        self.remote = environment.remote_docker
+        self.bundles = BundleStore.for_environment(settings.home, environment) if self.remote else None
+        self._storage = replica_storage(environment, CA_PATH)
 
     def close(self) -> None:
         self._http.close()
@@ -208,13 +228,6 @@ class DockerBackend(Backend):
         return self._image_for(project, runtime)
 
     def prepare(self, project: Project, api: str, log: LogSink) -> Prepared:
-        host = self.engine.address
-        if not host.startswith(("unix://", "npipe://")):
-            # Replicas bind-mount the snapshot, which exists only on this machine.
-            raise BackendError(
-                f"environment {self.environment.name} uses the remote Docker engine {host}: shipping the project "
-                "there through S3-compatible storage is not in this version; deploy to an engine on this machine"
-            )
         runtime = build_runtime_image(self.options, log, self.engine)
         image = self._dependency_image(project, runtime.tag)
         if image is None:
@@ -232,9 +245,14 @@ class DockerBackend(Backend):
 
     # --- replicas -------------------------------------------------------------------------------
 
+    def ship(self, snapshot: Path, log: LogSink) -> None:
+        if self.bundles is not None:
+            self.bundles.ship(snapshot, log)
+
     def start(self, release: Release, snapshot: Path, spec_file: Path) -> Replica:
         if self.engine.image_id(release.runtime) is None:
             raise BackendError(f"the image {release.runtime} is not on the Docker engine at {self.engine.address}")
+        project_uri = self.bundles.ship(snapshot, _quiet).uri if self.bundles is not None else None
         self._ensure_shared()
         with Lock(self.settings.home / ".ports.lock").hold():
             port = self._free_port() if self.network is Network.HOST else None
@@ -242,9 +260,11 @@ class DockerBackend(Backend):
                 env=self.environment.name, replica_id=secrets.token_hex(3), release=release, image=release.runtime,
                 snapshot=snapshot, spec_file=spec_file, network=self.network, port=port,
                 gpus=tuple(gpu.uuid for gpu in self._gpus(release)), labels=self.labels, created_at=time.time(),
+                project_uri=project_uri, extra_env=self._storage.env,
             )  # fmt: skip
             self.engine.create_container(plan.name, replica_container_config(plan))
         try:
+            self._copy_in(plan)
             self.engine.start_container(plan.name)
         except DockerError as exc:
             self.engine.remove_container(plan.name)
@@ -267,7 +287,10 @@ class DockerBackend(Backend):
         state = found.get("State", {})
         status = state.get("Status")
         if status == "running" and not state.get("Restarting"):
-            probe = probe_readiness(self._http, self._probe_address(replica, found))
+            if self.remote:
+                probe = self._probe_inside(replica)
+            else:
+                probe = probe_readiness(self._http, self._probe_address(replica, found))
         else:
             probe = Probe(ReplicaStatus.EXITED, f"the container exited with code {state.get('ExitCode')}")
         if state.get("OOMKilled"):
@@ -323,6 +346,7 @@ class DockerBackend(Backend):
             port=self.settings.port_range[0] if self.network is Network.HOST else None,
             gpus=tuple(f"<GPU {n}: a free NVML UUID>" for n in range(release.api.compute.gpu)),
             labels=self.labels, created_at=0.0,
+            project_uri="<the snapshot's bundle in storage>" if self.remote else None, extra_env=self._storage.shown,
         )  # fmt: skip
         config = replica_container_config(plan)
         if self.network is Network.HOST:
@@ -330,6 +354,26 @@ class DockerBackend(Backend):
         return {"name": plan.name, "engine": self.engine.address, "container": config}
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _copy_in(self, plan: ReplicaPlan) -> None:
+        """What a bind mount cannot bring: the resolved spec (remote engines) and the store's CA bundle."""
+        files: dict[str, bytes] = {}
+        if plan.project_uri:
+            files[SPEC_PATH.lstrip("/")] = plan.spec_file.read_bytes()
+        if self._storage.ca_bundle is not None:
+            files[CA_PATH.lstrip("/")] = self._storage.ca_bundle.read_bytes()
+        if files:
+            self.engine.put_files(plan.name, "/", files)
+
+    def _probe_inside(self, replica: Replica) -> Probe:
+        """`/readyz` read from inside the container: a remote host's replicas are not reachable from here."""
+        port = replica.detail.get("port") or SERVING_PORT
+        try:
+            _, output = self.engine.exec(str(replica.detail["container"]), ["python", "-c", _PROBE, str(port)])
+        except DockerError as exc:
+            return Probe(ReplicaStatus.STARTING, f"cannot probe inside the container: {exc}")
+        status, _, body = output.strip().partition(" ")
+        return readiness_answer(int(status) if status.isdigit() else 0, body)
 
     def _replica(self, summary: Mapping[str, Any]) -> Replica:
         labels = summary.get("Labels") or {}
@@ -393,6 +437,22 @@ class DockerBackend(Backend):
             if str(value).isdigit():
                 ports.add(int(value))
         return ports
+
+
+_PROBE = (
+    "import sys, urllib.request, urllib.error\n"
+    "try:\n"
+    "    r = urllib.request.urlopen('http://127.0.0.1:%s/readyz' % sys.argv[1], timeout=1)\n"
+    "    print(r.status, r.read().decode())\n"
+    "except urllib.error.HTTPError as e:\n"
+    "    print(e.code, e.read().decode())\n"
+    "except Exception as e:\n"
+    "    print(0, e)\n"
+)
+
+
+def _quiet(_message: str) -> None:
+    return None
 
 
 def _start_failure(api: str, plan: ReplicaPlan, exc: DockerError) -> str:

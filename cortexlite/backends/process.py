@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from cortexlite.backends.base import Backend, LogSink, Prepared, Probe, Replica, ReplicaStatus, probe_readiness
+from cortexlite.bundles import ReplicaStorage
 from cortexlite.errors import BackendError
 from cortexlite.files import Lock, read_json, write_json
 from cortexlite.gpus import Gpu, allocate, cuda_environment, describe_plan, holders, inventory, shortfall
@@ -40,31 +41,41 @@ _DROPPED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PIP_REQ
 
 
 def replica_environment(
-    base: Mapping[str, str], *, replica_id: str, port: int, snapshot: Path, spec_file: Path, cache_dir: Path
-) -> dict[str, str]:
+    base: Mapping[str, str], *, replica_id: str, port: int, snapshot: Path, spec_file: Path, cache_dir: Path,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:  # fmt: skip
     """This environment without CORTEX_*/CORTEXLITE_* or interpreter overrides, plus the runtime's settings."""
     env = {
         key: value
         for key, value in base.items()
         if not key.startswith(("CORTEX_", "CORTEXLITE_")) and key not in _DROPPED
     }
-    return env | {
-        "CORTEX_SERVING_HOST": "127.0.0.1",
-        "CORTEX_SERVING_PORT": str(port),
-        "CORTEX_PROJECT_DIR": str(snapshot),
-        "CORTEX_API_SPEC": str(spec_file),
-        "CORTEX_CACHE_DIR": str(cache_dir / "runtime"),
-        "CORTEXLITE_DEPENDENCIES": "preinstalled",
-        "CORTEXLITE_LOG_FORMAT": "json",
-        "CORTEXLITE_REPLICA_ID": replica_id,
-    }
+    return (
+        env
+        | {
+            "CORTEX_SERVING_HOST": "127.0.0.1",
+            "CORTEX_SERVING_PORT": str(port),
+            "CORTEX_PROJECT_DIR": str(snapshot),
+            "CORTEX_API_SPEC": str(spec_file),
+            "CORTEX_CACHE_DIR": str(cache_dir / "runtime"),
+            "CORTEXLITE_DEPENDENCIES": "preinstalled",
+            "CORTEXLITE_LOG_FORMAT": "json",
+            "CORTEXLITE_REPLICA_ID": replica_id,
+        }
+        | dict(extra or {})
+    )
 
 
 class ProcessBackend(Backend):
     kind = "process"
 
-    def __init__(self, settings: Settings, state: EnvState, reserved_ports: Sequence[int] = ()) -> None:
+    def __init__(
+        self, settings: Settings, state: EnvState, reserved_ports: Sequence[int] = (),
+        storage: ReplicaStorage | None = None,
+    ) -> None:  # fmt: skip
         self.settings = settings
+        self.storage_env = dict(storage.env) if storage else {}
+        self.storage_shown = dict(storage.shown) if storage else {}
         self.state = state
         self._reserved = set(reserved_ports)
         self._spawned: dict[str, Spawned] = {}
@@ -103,7 +114,7 @@ class ProcessBackend(Backend):
             self._write(record)
             env = replica_environment(
                 os.environ, replica_id=replica_id, port=port, snapshot=snapshot, spec_file=spec_file,
-                cache_dir=self.settings.cache_dir,
+                cache_dir=self.settings.cache_dir, extra=self.storage_env,
             ) | cuda_environment(self._inventory(), pinned)  # fmt: skip
             try:
                 spawned = spawn([str(python), "-m", "cortexlite_runtime"], env=env, cwd=snapshot, log_path=log_path)
@@ -152,7 +163,7 @@ class ProcessBackend(Backend):
         python = self._venv(release.runtime) / "bin" / "python"
         env = replica_environment(
             {}, replica_id="<replica id>", port=0, snapshot=snapshot, spec_file=spec_file,
-            cache_dir=self.settings.cache_dir,
+            cache_dir=self.settings.cache_dir, extra=self.storage_shown,
         )  # fmt: skip
         env["CORTEX_SERVING_PORT"] = f"<a free port in {self.settings.port_range[0]}-{self.settings.port_range[1]}>"
         gpus, wanted = self._inventory(), release.api.compute.gpu

@@ -39,17 +39,45 @@ def add(
         int | None, typer.Option(help="Traefik's API and metrics port (default gateway port + 1).")
     ] = None,
     network: Annotated[Network | None, typer.Option(help="Docker networking: bridge (default) or host.")] = None,
+    s3_endpoint: Annotated[
+        str | None, typer.Option(help="The S3 endpoint, e.g. http://minio:9000 (else CORTEXLITE_S3_ENDPOINT).")
+    ] = None,
+    s3_region: Annotated[str | None, typer.Option(help="The signing region (OSS: e.g. cn-hangzhou).")] = None,
+    s3_access_key: Annotated[
+        str | None, typer.Option(help="Stored in config.yaml (mode 0600); else CORTEXLITE_S3_ACCESS_KEY.")
+    ] = None,
+    s3_secret_key: Annotated[
+        str | None, typer.Option(help="Stored in config.yaml (mode 0600); prefer CORTEXLITE_S3_SECRET_KEY.")
+    ] = None,
+    s3_ca_bundle: Annotated[str | None, typer.Option(help="A CA bundle for a store with a private CA.")] = None,
+    s3_replica_endpoint: Annotated[
+        str | None, typer.Option(help="The endpoint replicas use, when it differs from this machine's.")
+    ] = None,
+    s3_insecure: Annotated[bool, typer.Option("--s3-insecure", help="Plain HTTP to a host:port endpoint.")] = False,
+    create_bucket: Annotated[
+        bool, typer.Option("--create-bucket", help="Create the storage bucket when it does not exist.")
+    ] = False,
+    check: Annotated[bool, typer.Option(help="Check that the storage answers and the bucket exists.")] = True,
     use: Annotated[bool, typer.Option("--use", help="Make it the current environment.")] = False,
 ) -> None:
     """Define an environment."""
+    s3 = {
+        "endpoint": s3_endpoint, "region": s3_region, "access_key": s3_access_key, "secret_key": s3_secret_key,
+        "ca_bundle": s3_ca_bundle, "replica_endpoint": s3_replica_endpoint, "secure": False if s3_insecure else None,
+    }  # fmt: skip
     request = EnvironmentRequest(
         name=name, backend=backend, docker_host=docker_host, nomad_addr=nomad_addr, storage=storage,
-        gateway_port=gateway_port, gateway_admin_port=gateway_admin_port, network=network,
+        gateway_port=gateway_port, gateway_admin_port=gateway_admin_port, network=network, s3=s3,
     )  # fmt: skip
     environment = build_environment(request)
     config = ConfigFile(Settings.from_env().home)
     if name == LOCAL and EnvState(Settings.from_env().home, LOCAL).names():
         raise EnvConfigError("environment local has APIs deployed; `cortexlite down -e local` before redefining it")
+    if environment.storage and (check or create_bucket):
+        from cortexlite.bundles import check_storage
+
+        for line in check_storage(environment, create=create_bucket):
+            stdout.print(line, markup=False)
     config.put(environment, replace=name == LOCAL)
     if use:
         config.use(name)
@@ -63,7 +91,7 @@ def list_(output: Annotated[Output, typer.Option("--output", "-o")] = Output.tex
     environments = config.environments()
     current = Settings.from_env().env or config.current()
     if output is Output.json:
-        rows = [env.model_dump(mode="json") | {"current": env.name == current} for env in environments.values()]
+        rows = [env.public() | {"current": env.name == current} for env in environments.values()]
         if LOCAL not in environments:
             rows.insert(0, {"name": LOCAL, "backend": None, "current": current == LOCAL})
         echo_json(rows)

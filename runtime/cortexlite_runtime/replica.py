@@ -32,6 +32,8 @@ __all__ = ["Phase", "Replica", "Settings", "resolve_api"]
 
 class Phase(StrEnum):
     STARTING = "starting"
+    FETCHING = "fetching the project"
+    DOWNLOADING = "downloading the model"
     INSTALLING = "installing dependencies"
     LOADING = "loading predictor"
     READY = "ready"
@@ -102,10 +104,10 @@ class Replica:
     async def _boot(self) -> None:
         config = self.config
         if config.project_uri:
-            raise SpecError(
-                f"CORTEX_PROJECT_URI={config.project_uri}: fetching projects from storage is not "
-                "supported by this runtime version; mount the project at CORTEX_PROJECT_DIR instead"
-            )
+            from .bundle import fetch_project
+
+            self.phase = Phase.FETCHING
+            await asyncio.to_thread(fetch_project, config.project_uri, config.project_dir, config.cache_dir)
         if not config.project_dir.is_dir():
             raise SpecError(f"project directory {config.project_dir} does not exist (CORTEX_PROJECT_DIR)")
         if config.cortex_version:
@@ -122,11 +124,12 @@ class Replica:
         )  # fmt: skip
         self.phase = Phase.INSTALLING
         site_dir = await asyncio.to_thread(self._install, api.predictor)
+        model_path = await self._model_path(api.predictor)
         self.phase = Phase.LOADING
         plan = LoadPlan(
             project_dir=config.project_dir.resolve(),
             predictor=api.predictor,
-            model_path=_model_path(config, api.predictor),
+            model_path=model_path,
             site_dirs=(site_dir,) if site_dir else (),
             log_format=config.log_format,
             log_level=config.log_level,
@@ -134,6 +137,25 @@ class Replica:
         )
         self._watch_gpus()
         await self._start_predictor(plan)
+
+    async def _model_path(self, predictor: PredictorSpec) -> Path | None:
+        """The model's local path: in the project, or fetched from storage through the node's cache."""
+        if predictor.model_path is None:
+            return None
+        if "://" not in predictor.model_path:
+            return (self.config.project_dir / predictor.model_path).resolve()
+        from .models import fetch_model
+        from .storage import is_remote_url
+
+        if not is_remote_url(predictor.model_path):
+            raise PredictorError(
+                f"predictor.model_path {predictor.model_path}: expected s3://, oss:// or a project path"
+            )
+        self.phase = Phase.DOWNLOADING
+        fetched = await asyncio.to_thread(
+            fetch_model, predictor.model_path, self.config.cache_dir, self.config.model_dir
+        )
+        return fetched.path
 
     def _watch_gpus(self) -> None:
         """GPU gauges in /metrics for the GPUs this replica sees, when there are any."""
@@ -236,14 +258,3 @@ def _settings(config: RuntimeConfig, api: ApiSpec) -> Settings:
         else None
     )
     return Settings(processes, threads, config.resolve_concurrency_cap(processes, spec_cap))
-
-
-def _model_path(config: RuntimeConfig, predictor: PredictorSpec) -> Path | None:
-    if predictor.model_path is None:
-        return None
-    if "://" in predictor.model_path:
-        raise PredictorError(
-            f"predictor.model_path {predictor.model_path}: downloading models from storage is not "
-            "supported by this runtime version; put the model in the project directory"
-        )
-    return (config.project_dir / predictor.model_path).resolve()

@@ -18,6 +18,7 @@ import pytest
 from cortexlite.image import LOCAL_BASE_IMAGE, ImageOptions, ImageRef, build_runtime_image
 from cortexlite.processes import ProcessRef, terminate
 from tests.conftest import free_port, make_project
+from tests.integration.storage_server import SeaweedServer, TcpProxy
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -276,3 +277,26 @@ def close_docker_env(env: DockerEnv) -> None:
     finally:
         env.remove_all()
     assert not leftovers, f"`cortexlite down` left containers: {leftovers}"
+
+
+# --- S3-compatible storage: a real SeaweedFS server with auth on ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_proxy(s3_server: SeaweedServer) -> Iterator[TcpProxy]:
+    """A loopback proxy in front of the S3 server, for counting bytes and injecting faults."""
+    proxy = TcpProxy(("127.0.0.1", s3_server.ports["s3"]))
+    try:
+        yield proxy
+    finally:
+        proxy.close()
