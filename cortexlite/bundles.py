@@ -50,8 +50,9 @@ class Shipped:
 def storage_location(environment: Environment) -> Location:
     if not environment.storage:
         raise EnvConfigError(
-            f"environment {environment.name} has no storage: `cortexlite env add {environment.name} "
-            "--storage s3://bucket/prefix ...` (remove and add it again)"
+            f"environment {environment.name} has no storage, which its engine ({environment.docker_host}) needs for "
+            f"the project bundles: `cortexlite env remove {environment.name}`, then `cortexlite env add "
+            f"{environment.name} ... --storage s3://bucket/prefix`"
         )
     return Location.parse(environment.storage, f"environment {environment.name}: storage")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -71,6 +72,8 @@ class Environment(BaseModel):
     gateway_port: int = Field(default=DEFAULT_GATEWAY_PORT, ge=1, le=65535)
     gateway_admin_port: int | None = Field(default=None, ge=1, le=65535, description="None: gateway_port + 1")
     network: Network | None = None
+    # Where users reach the gateway; default: the Docker host's name for a remote engine, else 127.0.0.1.
+    gateway_host: str | None = None
     # S3-compatible storage (see cortexlite_runtime.storage); unset fields fall back to
     # CORTEXLITE_S3_* and then AWS_* in the environment of the command.
     s3_endpoint: str | None = None
@@ -110,11 +113,6 @@ class Environment(BaseModel):
             raise ValueError(f"nomad_addr applies to the nomad backend, not {self.backend.value}")
         if self.backend is BackendKind.NOMAD and not self.nomad_addr:
             raise ValueError("a nomad environment needs nomad_addr")
-        if self.remote_docker and not self.storage:
-            raise ValueError(
-                f"a remote Docker engine ({self.docker_host}) needs storage for the project bundles: "
-                "add --storage s3://bucket/prefix (MinIO, OSS or any S3-compatible store)"
-            )
         if self.admin_port == self.gateway_port:
             raise ValueError(f"gateway_admin_port must differ from gateway_port ({self.gateway_port})")
         return self
@@ -134,6 +132,20 @@ class Environment(BaseModel):
             and bool(self.docker_host)
             and not str(self.docker_host).startswith(("unix://", "npipe://"))
         )
+
+    @property
+    def gateway_address(self) -> str:
+        """The host name or address the gateway's URL uses."""
+        if self.gateway_host:
+            return self.gateway_host
+        if self.remote_docker:
+            return urlsplit(str(self.docker_host)).hostname or "127.0.0.1"
+        return "127.0.0.1"
+
+    @property
+    def gateway_bind(self) -> str:
+        """What the gateway's web port binds: loopback unless users reach it from elsewhere."""
+        return "127.0.0.1" if self.gateway_address in ("127.0.0.1", "localhost", "::1") else "0.0.0.0"
 
     def storage_settings(self, environ: Mapping[str, str] | None = None) -> StorageSettings:
         """How this environment reaches its store: its `s3_*` fields, else CORTEXLITE_S3_*, else AWS_*."""
@@ -155,7 +167,7 @@ class Environment(BaseModel):
 
     def describe(self) -> str:
         where = self.docker_host or self.nomad_addr or "this machine"
-        return f"{self.backend.value} on {where}, gateway 127.0.0.1:{self.gateway_port}"
+        return f"{self.backend.value} on {where}, gateway {self.gateway_address}:{self.gateway_port}"
 
 
 @dataclass(frozen=True)
@@ -170,6 +182,7 @@ class EnvironmentRequest:
     gateway_port: int | None = None
     gateway_admin_port: int | None = None
     network: Network | None = None
+    gateway_host: str | None = None
     s3: dict[str, Any] = field(default_factory=dict)  # s3_* fields, without the prefix
 
 
@@ -194,14 +207,21 @@ def build_environment(request: EnvironmentRequest) -> Environment:
         "storage": request.storage,
         "gateway_admin_port": request.gateway_admin_port,
         "network": request.network or (Network.BRIDGE if backend is BackendKind.DOCKER else None),
+        "gateway_host": request.gateway_host,
         **{f"s3_{key}": value for key, value in request.s3.items() if value is not None},
     }
     if request.gateway_port is not None:
         values["gateway_port"] = request.gateway_port
     try:
-        return Environment.model_validate(values)
+        environment = Environment.model_validate(values)
     except ValidationError as exc:
         raise EnvConfigError(_flag_errors(exc, request.name)) from exc
+    if environment.remote_docker and not environment.storage:
+        raise EnvConfigError(
+            f"environment {request.name}: a remote Docker engine ({environment.docker_host}) receives projects "
+            "through storage: add --storage s3://bucket/prefix (MinIO, OSS or any S3-compatible store)"
+        )
+    return environment
 
 
 class _ConfigModel(BaseModel):

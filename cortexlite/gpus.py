@@ -13,7 +13,7 @@ machine without GPUs the variable is left as the user's environment has it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -34,6 +34,7 @@ __all__ = [
     "holders",
     "inventory",
     "process_holders",
+    "remote_inventory",
     "shortfall",
 ]
 
@@ -50,6 +51,27 @@ class _ScriptedGpu(BaseModel):
 
 
 _SCRIPT = TypeAdapter(list[_ScriptedGpu])
+
+
+def remote_inventory(read: Callable[[], str], fake: str | None) -> tuple[list[Gpu], str | None]:
+    """Another host's GPUs from `read()` (the JSON `python -m cortexlite_runtime.gpu` prints there).
+
+    `read` raises `DockerError` when the host cannot give a container GPUs; that is "no GPUs", with
+    the engine's reason as the note. `fake` wins, as for `inventory`.
+    """
+    from cortexlite.errors import DockerError
+
+    if fake:
+        return inventory(fake), None
+    try:
+        text = read()
+    except DockerError as exc:
+        return [], f"the engine gives containers no GPUs: {exc}"
+    try:
+        found = _SCRIPT.validate_json(text.strip().splitlines()[-1] if text.strip() else "[]")
+    except (ValidationError, IndexError) as exc:
+        return [], f"the GPU inventory could not be read: {exc}"
+    return [Gpu(**gpu.model_dump()) for gpu in found], None
 
 
 def inventory(fake: str | None) -> list[Gpu]:

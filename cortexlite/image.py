@@ -5,7 +5,7 @@ image's id and the build options. So an image with that tag is reused as is, and
 (a source edit, a re-pulled base, another CA) always gives a new tag: a stale image is never reused.
 Only versions that an index resolves at build time are outside the hash.
 
-The image installs only `cortexlite-runtime[onnx]`: its wheel is made on the host (see
+The image installs only `cortexlite-runtime[onnx,gpu]`: its wheel is made on the host (see
 `runtime_wheel`), its dependencies come from the index or the wheelhouse, in a layer of their own
 so that a runtime source change rebuilds in seconds.
 """
@@ -53,7 +53,7 @@ __all__ = [
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 LOCAL_BASE_IMAGE = "cortexlite/base:bookworm"
 RUNTIME_REPOSITORY = "cortexlite/runtime"
-EXTRAS = ("onnx",)
+EXTRAS = ("onnx", "gpu")  # gpu: nvidia-ml-py, for GPU gauges and `cortexlite gpus` on remote hosts
 # Bump when the way an image is made changes outside the hashed files (this module's logic).
 _RECIPE = "1"
 

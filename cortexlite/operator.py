@@ -152,11 +152,8 @@ class Operator:
 
     def _sample(self, watch: _Watch, ready: list[Replica]) -> None:
         def scrape(replica: Replica) -> float | None:
-            try:
-                answer = self._http.get(f"{self.ws.backend.control_address(replica)}/metrics")
-            except httpx.HTTPError:
-                return None
-            return parse_in_flight(answer.text) if answer.status_code == 200 else None
+            code, text = self.ws.backend.fetch(replica, "/metrics")
+            return parse_in_flight(text) if code == 200 else None
 
         if not ready:
             watch.samples.append(Sample(time.time(), 0.0))

@@ -30,6 +30,7 @@ class Stack:
     gateway: Gateway
     routes: RouteStore
     operator: OperatorRunner
+    client: TraefikClient | None = None  # how to read the gateway's API (default: its port on 127.0.0.1)
 
 
 StackFactory = Callable[[Settings, Environment, EnvState, list[int]], Stack]
@@ -70,7 +71,7 @@ def _docker_stack(settings: Settings, environment: Environment, state: EnvState,
         operator = OperatorProcess(state.root / "operator", environment.name, settings.home, settings.cache_dir)
     else:
         operator = OperatorContainer(engine, environment, settings, options, gpus=lambda: bool(inventory(None)))
-    return Stack(backend, gateway, ContainerRoutes(engine, gateway.name), operator)
+    return Stack(backend, gateway, ContainerRoutes(engine, gateway.name), operator, gateway.client())
 
 
 def _docker_reachable() -> str | None:
@@ -112,7 +113,7 @@ class Workspace:
         state = EnvState(settings.home, environment.name)
         reserved = [port for other in config.environments().values() for port in (other.gateway_port, other.admin_port)]
         stack = _STACKS[environment.backend](settings, environment, state, reserved)
-        membership = Membership(stack.routes, TraefikClient(environment.admin_port))
+        membership = Membership(stack.routes, stack.client or TraefikClient(environment.admin_port))
         notices = [notice] if notice else []
         return cls(settings, environment, state, stack.backend, stack.gateway, membership, stack.operator, notices)
 
@@ -126,7 +127,7 @@ class Workspace:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.environment.gateway_port}"
+        return f"http://{self.environment.gateway_address}:{self.environment.gateway_port}"
 
     def close(self) -> None:
         self.backend.close()

@@ -5,11 +5,19 @@ need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
-[ ${#need[@]} -eq 0 ] && exit 0
+# Without its recommends: docker-compose recommends docker.io, which must not land beside another engine.
+lean=()
+command -v docker-compose >/dev/null 2>&1 || lean+=(docker-compose)
+[ ${#need[@]} -eq 0 ] && [ ${#lean[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-system.sh: need root to install ${need[*]} (or install them yourself)" >&2
+  echo "install-system.sh: need root to install ${need[*]} ${lean[*]} (or install them yourself)" >&2
   exit 1
 fi
-echo "installing ${need[*]}" >&2
+echo "installing ${need[*]} ${lean[*]}" >&2
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+if [ ${#need[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ ${#lean[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
+fi

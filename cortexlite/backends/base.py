@@ -104,6 +104,17 @@ class Backend(ABC):
         """Where the control plane reaches the replica (its probes, its metrics): by default its address."""
         return replica.address
 
+    def fetch(self, replica: Replica, path: str) -> tuple[int, str]:
+        """GET `path` of the replica: (status, body); status 0 when it does not answer."""
+        client = self.__dict__.get("_fetch_client")
+        if client is None:
+            client = self.__dict__["_fetch_client"] = httpx.Client(timeout=1.0, trust_env=False)
+        try:
+            answer = client.get(f"{self.control_address(replica)}{path}")
+        except httpx.HTTPError:
+            return 0, ""
+        return answer.status_code, answer.text
+
     def log_tail(self, replica: Replica, count: int) -> list[str]:
         """The last `count` raw lines the replica logged (default: its log file)."""
         path = self.log_file(replica)

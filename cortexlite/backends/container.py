@@ -16,6 +16,7 @@ Every call here blocks (the Docker SDK); the control plane never calls them from
 
 from __future__ import annotations
 
+import base64
 import secrets
 import threading
 import time
@@ -60,7 +61,14 @@ from cortexlite.settings import Settings
 from cortexlite.state import EnvState
 from cortexlite_runtime.gpu import Gpu
 
-__all__ = ["DockerBackend", "ReplicaPlan", "gpu_holders", "replica_container_config", "unused_images"]
+__all__ = [
+    "DockerBackend",
+    "ReplicaPlan",
+    "gpu_holders",
+    "gpu_probe_config",
+    "replica_container_config",
+    "unused_images",
+]
 
 PROJECT_DIR = "/mnt/project"
 SPEC_PATH = "/mnt/spec/api.json"
@@ -154,6 +162,19 @@ def replica_container_config(plan: ReplicaPlan) -> dict[str, Any]:
         config["ExposedPorts"] = {f"{SERVING_PORT}/tcp": {}}
         config["NetworkingConfig"] = {"EndpointsConfig": {f"cortexlite-{plan.env}": {"Aliases": [plan.name]}}}
     return config
+
+
+def gpu_probe_config(image: str, env: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    """A container that prints its host's GPUs as JSON and exits (pure)."""
+    return {
+        "Image": image,
+        "Cmd": ["python", "-m", "cortexlite_runtime.gpu"],
+        "Labels": dict(labels) | {"cortexlite.env": env, "cortexlite.role": "gpus"},
+        "HostConfig": {
+            "NetworkMode": "none",
+            "DeviceRequests": [{"Driver": "nvidia", "Count": -1, "Capabilities": [["utility"]]}],
+        },
+    }
 
 
 def gpu_holders(engine: DockerEngine) -> dict[str, str]:
@@ -288,7 +309,7 @@ class DockerBackend(Backend):
         status = state.get("Status")
         if status == "running" and not state.get("Restarting"):
             if self.remote:
-                probe = self._probe_inside(replica)
+                probe = readiness_answer(*self.fetch(replica, "/readyz"))
             else:
                 probe = probe_readiness(self._http, self._probe_address(replica, found))
         else:
@@ -365,15 +386,17 @@ class DockerBackend(Backend):
         if files:
             self.engine.put_files(plan.name, "/", files)
 
-    def _probe_inside(self, replica: Replica) -> Probe:
-        """`/readyz` read from inside the container: a remote host's replicas are not reachable from here."""
+    def fetch(self, replica: Replica, path: str) -> tuple[int, str]:
+        if not self.remote:
+            return super().fetch(replica, path)
+        # A remote host's replicas are not reachable from here: read them from inside the container.
         port = replica.detail.get("port") or SERVING_PORT
         try:
-            _, output = self.engine.exec(str(replica.detail["container"]), ["python", "-c", _PROBE, str(port)])
-        except DockerError as exc:
-            return Probe(ReplicaStatus.STARTING, f"cannot probe inside the container: {exc}")
-        status, _, body = output.strip().partition(" ")
-        return readiness_answer(int(status) if status.isdigit() else 0, body)
+            _, output = self.engine.exec(str(replica.detail["container"]), ["python", "-c", _FETCH, str(port), path])
+        except DockerError:
+            return 0, ""
+        code, _, body = output.strip().rpartition("\n")[2].partition(" ")
+        return (int(code), base64.b64decode(body).decode("utf-8", "replace")) if code.isdigit() else (0, "")
 
     def _replica(self, summary: Mapping[str, Any]) -> Replica:
         labels = summary.get("Labels") or {}
@@ -414,8 +437,24 @@ class DockerBackend(Backend):
 
     def _gpu_inventory(self) -> list[Gpu]:
         if self._inventory is None:
-            self._inventory = gpus.inventory(self.settings.fake_gpus)
+            self._inventory = self.gpu_inventory(_quiet)[0]
         return self._inventory
+
+    def gpu_inventory(self, log: LogSink) -> tuple[list[Gpu], str | None]:
+        """The engine's host's GPUs (and a note when there are none for a reason): NVML here, or for a remote
+        engine NVML in a short-lived runtime container there."""
+        if not self.remote:
+            return gpus.inventory(self.settings.fake_gpus), None
+
+        def read() -> str:
+            image = build_runtime_image(self.options, log, self.engine).tag
+            name = f"cortexlite-{self.environment.name}-gpus-{secrets.token_hex(3)}"
+            code, output = self.engine.run_once(name, gpu_probe_config(image, self.environment.name, self.labels), 60)
+            if code != 0:
+                raise DockerError(f"reading the GPUs in {image} exited {code}: {output.strip()[-500:]}")
+            return output
+
+        return gpus.remote_inventory(read, self.settings.fake_gpus)
 
     def _held(self) -> dict[str, str]:
         return gpus.holders(self.settings) | gpu_holders(self.engine)
@@ -439,15 +478,16 @@ class DockerBackend(Backend):
         return ports
 
 
-_PROBE = (
-    "import sys, urllib.request, urllib.error\n"
+_FETCH = (
+    "import base64, sys, urllib.request, urllib.error\n"
     "try:\n"
-    "    r = urllib.request.urlopen('http://127.0.0.1:%s/readyz' % sys.argv[1], timeout=1)\n"
-    "    print(r.status, r.read().decode())\n"
+    "    r = urllib.request.urlopen('http://127.0.0.1:%s%s' % (sys.argv[1], sys.argv[2]), timeout=1)\n"
+    "    code, body = r.status, r.read()\n"
     "except urllib.error.HTTPError as e:\n"
-    "    print(e.code, e.read().decode())\n"
-    "except Exception as e:\n"
-    "    print(0, e)\n"
+    "    code, body = e.code, e.read()\n"
+    "except Exception:\n"
+    "    code, body = 0, b''\n"
+    "print(code, base64.b64encode(body).decode())\n"
 )
 
 

@@ -152,6 +152,26 @@ class DockerEngine:
         text = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
         return int(code if code is not None else -1), text
 
+    def run_once(self, name: str, config: Mapping[str, Any], timeout: float) -> tuple[int, str]:
+        """Create, start and wait for a short-lived container; its exit code and output (it is removed)."""
+        self.create_container(name, config)
+        try:
+            self.start_container(name)
+            deadline = time.monotonic() + timeout
+            while True:
+                state = (self.inspect_container(name) or {}).get("State", {})
+                if not state.get("Running"):
+                    break
+                if time.monotonic() > deadline:
+                    raise DockerError(f"the container {name} did not finish within {timeout:g}s")
+                time.sleep(0.1)
+            with self._errors(f"read the output of {name}"):
+                output = self._client.api.logs(name, stdout=True, stderr=True)
+            text = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
+            return int(state.get("ExitCode", -1)), text
+        finally:
+            self.remove_container(name)
+
     def log_tail(self, ref: str, lines: int) -> list[str]:
         with self._errors(f"logs of {ref}"):
             try:

@@ -39,6 +39,10 @@ def add(
         int | None, typer.Option(help="Traefik's API and metrics port (default gateway port + 1).")
     ] = None,
     network: Annotated[Network | None, typer.Option(help="Docker networking: bridge (default) or host.")] = None,
+    gateway_host: Annotated[
+        str | None,
+        typer.Option(help="Where users reach the gateway (default: a remote Docker host's name, else 127.0.0.1)."),
+    ] = None,
     s3_endpoint: Annotated[
         str | None, typer.Option(help="The S3 endpoint, e.g. http://minio:9000 (else CORTEXLITE_S3_ENDPOINT).")
     ] = None,
@@ -68,6 +72,7 @@ def add(
     request = EnvironmentRequest(
         name=name, backend=backend, docker_host=docker_host, nomad_addr=nomad_addr, storage=storage,
         gateway_port=gateway_port, gateway_admin_port=gateway_admin_port, network=network, s3=s3,
+        gateway_host=gateway_host,
     )  # fmt: skip
     environment = build_environment(request)
     config = ConfigFile(Settings.from_env().home)
@@ -105,7 +110,7 @@ def list_(output: Annotated[Output, typer.Option("--output", "-o")] = Output.tex
         where = env.docker_host or env.nomad_addr or "this machine"
         table.add_row(
             "*" if env.name == current else "", env.name, env.backend.value, where,
-            f"127.0.0.1:{env.gateway_port}", env.storage or "",
+            f"{env.gateway_address}:{env.gateway_port}", env.storage or "",
         )  # fmt: skip
     stdout.print(table)
 

@@ -9,25 +9,31 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cortexlite.cli.common import Output, echo_json, stdout
-from cortexlite.gpus import holders, inventory
+from cortexlite.cli.common import Output, echo_json, stderr, stdout
+from cortexlite.gpus import Gpu, holders, inventory
 from cortexlite.settings import Settings
 
 __all__ = ["gpus_command"]
 
 
 def gpus_command(
+    ctx: typer.Context,
     output: Annotated[Output, typer.Option("--output", "-o", help="Output format.")] = Output.text,
 ) -> None:
-    """List this machine's GPUs (from NVML): memory, utilisation, and which replica holds each."""
+    """List the GPUs (from NVML) of this machine, or of a remote Docker host with -e: memory, utilisation,
+    and which replica holds each."""
     settings = Settings.from_env()
-    found = inventory(settings.fake_gpus)
-    held = holders(settings) | (_container_holders() if found else {})
+    remote = _remote_inventory(settings, (ctx.obj or {}).get("env"))
+    if remote is not None:
+        found, held, note = remote
+    else:
+        found, note = inventory(settings.fake_gpus), None
+        held = holders(settings) | (_container_holders() if found else {})
     if output is Output.json:
         echo_json([{**asdict(gpu), "held_by": held.get(gpu.uuid)} for gpu in found])
         return
     if not found:
-        stdout.print("no GPUs found", markup=False)
+        stdout.print(f"no GPUs found ({note})" if note else "no GPUs found", markup=False)
         return
     table = Table(box=None, pad_edge=False)
     for column in ("index", "uuid", "model", "memory", "utilisation", "held by"):
@@ -37,6 +43,23 @@ def gpus_command(
         cells = (str(gpu.index), gpu.uuid, gpu.name, memory, f"{gpu.utilization * 100:.0f}%", held.get(gpu.uuid, "-"))
         table.add_row(*(Text(cell) for cell in cells))
     stdout.print(table)
+
+
+def _remote_inventory(settings: Settings, env: str | None) -> tuple[list[Gpu], dict[str, str], str | None] | None:
+    """A remote Docker environment's GPUs and holders, read on its host; None for any other environment."""
+    from cortexlite.environments import ConfigFile
+
+    name = env or settings.env or ConfigFile(settings.home).current()
+    environment = ConfigFile(settings.home).get(name)
+    if environment is None or not environment.remote_docker:
+        return None
+    from cortexlite.backends.container import DockerBackend, gpu_holders
+    from cortexlite.workspace import Workspace
+
+    with Workspace.open(settings, name) as ws:
+        assert isinstance(ws.backend, DockerBackend)
+        found, note = ws.backend.gpu_inventory(lambda line: stderr.print(line, markup=False))
+        return found, gpu_holders(ws.backend.engine) if found else {}, note
 
 
 def _container_holders() -> dict[str, str]:

@@ -13,9 +13,11 @@ __all__ = ["TraefikClient"]
 
 
 class TraefikClient:
-    def __init__(self, admin_port: int, timeout: float = 2.0) -> None:
+    """`transport` replaces the network (a remote gateway's API is read from inside its container)."""
+
+    def __init__(self, admin_port: int, timeout: float = 2.0, transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = f"http://127.0.0.1:{admin_port}"
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False, transport=transport)
 
     def close(self) -> None:
         self._http.close()

@@ -10,6 +10,7 @@ same code drives a remote engine. `host` networking binds 127.0.0.1 like a Traef
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import tarfile
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from cortexlite.backends.docker import DockerEngine
@@ -35,6 +37,7 @@ from cortexlite.runtime_wheel import file_digest
 __all__ = [
     "CONFIG_DIR",
     "GATEWAY_REPOSITORY",
+    "MANAGED_BY",
     "ContainerRoutes",
     "GatewayContainer",
     "GatewayPlan",
@@ -49,6 +52,9 @@ _LAYOUT = GatewayLayout(Path(CONFIG_DIR))
 _BRIDGE_WEB_PORT, _BRIDGE_ADMIN_PORT = 8888, 8080
 _START_TIMEOUT_S = 20.0
 _RECIPE = "1"
+# A gateway labelled `cortexlite.managed-by=compose` (compose/docker-compose.yml) is kept, started when stopped,
+# whatever its fingerprint: its image and ports come from compose's .env, and replacing it would fight compose.
+MANAGED_BY = "cortexlite.managed-by"
 
 Log = Callable[[str], None]
 
@@ -63,6 +69,7 @@ class GatewayPlan:
     port: int
     admin_port: int
     labels: dict[str, str]
+    bind: str = "127.0.0.1"  # the web port's host address; the admin port stays on loopback
 
     @property
     def name(self) -> str:
@@ -79,7 +86,8 @@ class GatewayPlan:
     @property
     def fingerprint(self) -> str:
         """What a running gateway must match to be kept (else it is recreated)."""
-        return f"{self.image}|{self.network.value}|{self.port}|{self.admin_port}"
+        bound = f"|{self.bind}" if self.bind != "127.0.0.1" else ""
+        return f"{self.image}|{self.network.value}|{self.port}|{self.admin_port}{bound}"
 
 
 def gateway_image_tag(traefik_digest: str, dockerfile_digest: str, base_image_id: str) -> str:
@@ -89,7 +97,7 @@ def gateway_image_tag(traefik_digest: str, dockerfile_digest: str, base_image_id
 
 def gateway_static(plan: GatewayPlan) -> dict[str, Any]:
     if plan.network is Network.HOST:
-        return static_config(_LAYOUT, port=plan.port, admin_port=plan.admin_port)
+        return static_config(_LAYOUT, port=plan.port, admin_port=plan.admin_port, host=plan.bind)
     return static_config(
         _LAYOUT, port=_BRIDGE_WEB_PORT, admin_port=_BRIDGE_ADMIN_PORT, host="0.0.0.0", admin_host="0.0.0.0"
     )
@@ -111,11 +119,50 @@ def gateway_container_config(plan: GatewayPlan) -> dict[str, Any]:
         return config
     host["NetworkMode"] = plan.network_name
     host["PortBindings"] = {
-        f"{_BRIDGE_WEB_PORT}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(plan.port)}],
+        f"{_BRIDGE_WEB_PORT}/tcp": [{"HostIp": plan.bind, "HostPort": str(plan.port)}],
         f"{_BRIDGE_ADMIN_PORT}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(plan.admin_port)}],
     }
     config["ExposedPorts"] = {f"{_BRIDGE_WEB_PORT}/tcp": {}, f"{_BRIDGE_ADMIN_PORT}/tcp": {}}
     return config
+
+
+_FETCH = (
+    "import base64, sys, urllib.request, urllib.error\n"
+    "try:\n"
+    "    r = urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])); code, body = r.status, r.read()\n"
+    "except urllib.error.HTTPError as e:\n"
+    "    code, body = e.code, e.read()\n"
+    "except Exception as e:\n"
+    "    code, body = 0, str(e).encode()\n"
+    "print(code, base64.b64encode(body).decode())\n"
+)
+
+
+class ExecTransport(httpx.BaseTransport):
+    """GET requests to 127.0.0.1 made inside a container (through `docker exec`), for engines elsewhere.
+
+    A remote host's gateway keeps its API on that host's loopback; this reads it without opening it up.
+    """
+
+    def __init__(self, engine: DockerEngine, container: str, port: int, timeout: float = 2.0) -> None:
+        self.engine = engine
+        self.container = container
+        self.port = port
+        self.timeout = timeout
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = f"http://127.0.0.1:{self.port}{request.url.raw_path.decode()}"
+        try:
+            # The gateway image is the runtime's base: Debian's python3 (or python:3.11-slim's).
+            _, output = self.engine.exec(self.container, ["python3", "-c", _FETCH, url, str(self.timeout)])
+        except DockerError as exc:
+            raise httpx.ConnectError(f"{self.container}: {exc}", request=request) from exc
+        code, _, body = output.strip().rpartition("\n")[2].partition(" ")
+        if not code.isdigit() or code == "0":
+            raise httpx.ConnectError(
+                f"{url} inside {self.container}: {base64.b64decode(body or b'')!r}", request=request
+            )
+        return httpx.Response(int(code), content=base64.b64decode(body), request=request)
 
 
 class GatewayContainer:
@@ -137,6 +184,8 @@ class GatewayContainer:
 
     def ensure(self, log: Log) -> tuple[str, bool]:
         found = self.engine.inspect_container(self.name)
+        if found is not None and (found.get("Config", {}).get("Labels") or {}).get(MANAGED_BY) == "compose":
+            return self._keep(found)  # compose/docker-compose.yml made it; its .env, not this plan, says how
         try:
             plan: GatewayPlan | None = self.plan(log)
         except GatewayError:
@@ -146,11 +195,7 @@ class GatewayContainer:
         if found is not None:
             labels = found.get("Config", {}).get("Labels", {})
             if plan is None or labels.get("cortexlite.gateway") == plan.fingerprint:
-                if found.get("State", {}).get("Running"):
-                    return f"Traefik container {self.name}", False
-                self.engine.start_container(self.name)
-                self._wait(self.name, self.environment.admin_port)
-                return f"Traefik container {self.name}", True
+                return self._keep(found)
             log(f"replacing the gateway container {self.name} (its image or ports changed)")
             self.engine.remove_container(self.name)
         assert plan is not None
@@ -172,9 +217,17 @@ class GatewayContainer:
         return GatewayPlan(
             env=self.environment.name, image=self._image(log), network=self.environment.network or Network.BRIDGE,
             port=self.environment.gateway_port, admin_port=self.environment.admin_port, labels=self.labels,
+            bind=self.environment.gateway_bind,
         )  # fmt: skip
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _keep(self, found: Mapping[str, Any]) -> tuple[str, bool]:
+        if found.get("State", {}).get("Running"):
+            return f"Traefik container {self.name}", False
+        self.engine.start_container(self.name)
+        self._wait(self.name, self.environment.admin_port)
+        return f"Traefik container {self.name}", True
 
     def _create(self, plan: GatewayPlan) -> None:
         labels = self.labels | {"cortexlite.env": plan.env}
@@ -195,8 +248,16 @@ class GatewayContainer:
             ) from exc
         self._wait(plan.name, plan.admin_port)
 
+    def client(self, timeout: float = 2.0) -> TraefikClient:
+        """Traefik's API: on this machine's loopback, or read inside the container when the engine is remote."""
+        if not self.environment.remote_docker:
+            return TraefikClient(self.environment.admin_port, timeout=timeout)
+        inside = self.environment.admin_port if self.environment.network is Network.HOST else _BRIDGE_ADMIN_PORT
+        transport = ExecTransport(self.engine, self.name, inside, timeout)
+        return TraefikClient(self.environment.admin_port, timeout=timeout, transport=transport)
+
     def _wait(self, name: str, admin_port: int) -> None:
-        client = TraefikClient(admin_port, timeout=0.5)
+        client = self.client(timeout=0.5)
         try:
             deadline = time.monotonic() + _START_TIMEOUT_S
             while not client.ping():

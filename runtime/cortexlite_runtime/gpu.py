@@ -115,3 +115,19 @@ def _read(nvml: Any, index: int) -> Gpu:
 
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def main() -> None:
+    """`python -m cortexlite_runtime.gpu`: this machine's GPUs as JSON (how a remote host's inventory is read)."""
+    import json
+    from dataclasses import asdict
+
+    monitor = GpuMonitor()
+    try:
+        print(json.dumps([asdict(gpu) for gpu in monitor.sample()]))
+    finally:
+        monitor.close()
+
+
+if __name__ == "__main__":
+    main()

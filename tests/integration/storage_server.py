@@ -74,7 +74,8 @@ class SeaweedServer:
         data = self.root / "data"
         data.mkdir(parents=True, exist_ok=True)
         command = [
-            weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}", "-volume.max=300", "-master.volumeSizeLimitMB=256",
+            weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
+            "-volume.max=300", "-master.volumeSizeLimitMB=256",
             f"-master.port={self.ports['master']}", f"-master.port.grpc={self.grpc['master']}",
             f"-volume.port={self.ports['volume']}", f"-volume.port.grpc={self.grpc['volume']}",
             f"-filer.port={self.ports['filer']}", f"-filer.port.grpc={self.grpc['filer']}",
@@ -97,9 +98,10 @@ class SeaweedServer:
                 try:
                     storage.bucket_exists("readiness-probe")
                     return
-                except Exception:
+                except Exception as exc:
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"SeaweedFS not ready in {timeout:g}s: {self.log.read_text()[-2000:]}")
+                        log = self.log.read_text()[-2000:]
+                        raise RuntimeError(f"SeaweedFS not ready in {timeout:g}s: {log}") from exc
                     time.sleep(0.3)
         finally:
             storage.close()

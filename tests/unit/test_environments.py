@@ -24,11 +24,19 @@ from cortexlite.errors import EnvConfigError
 @pytest.mark.parametrize(
     ("request_", "backend", "network"),
     [
-        (EnvironmentRequest(name="box", docker_host="ssh://ops@gpu1"), BackendKind.DOCKER, Network.BRIDGE),
-        (EnvironmentRequest(name="box", docker_host="unix:///var/run/docker.sock"), BackendKind.DOCKER, Network.BRIDGE),
-        (EnvironmentRequest(name="box", docker_host="tcp://10.0.0.2:2375"), BackendKind.DOCKER, Network.BRIDGE),
         (
-            EnvironmentRequest(name="box", docker_host="ssh://ops@gpu1", network=Network.HOST),
+            EnvironmentRequest(name="box", docker_host="ssh://ops@gpu1", storage="s3://bkt/p"),
+            BackendKind.DOCKER,
+            Network.BRIDGE,
+        ),
+        (EnvironmentRequest(name="box", docker_host="unix:///var/run/docker.sock"), BackendKind.DOCKER, Network.BRIDGE),
+        (
+            EnvironmentRequest(name="box", docker_host="tcp://10.0.0.2:2375", storage="s3://bkt/p"),
+            BackendKind.DOCKER,
+            Network.BRIDGE,
+        ),
+        (
+            EnvironmentRequest(name="box", docker_host="ssh://ops@gpu1", network=Network.HOST, storage="s3://bkt/p"),
             BackendKind.DOCKER,
             Network.HOST,
         ),
@@ -218,7 +226,9 @@ def test_file_is_plain_yaml_without_defaults(tmp_path: Path) -> None:
 def test_put_existing_needs_replace(tmp_path: Path) -> None:
     config = ConfigFile(tmp_path)
     config.put(_docker())
-    moved = build_environment(EnvironmentRequest(name="gpu-box", docker_host="ssh://ops@gpu2"))
+    moved = build_environment(
+        EnvironmentRequest(name="gpu-box", docker_host="ssh://ops@gpu2", storage="s3://models/cortexlite")
+    )
     with pytest.raises(EnvConfigError) as caught:
         config.put(moved)
     assert "gpu-box already exists" in str(caught.value) and str(config.path) in str(caught.value)

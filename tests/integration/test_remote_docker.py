@@ -1,0 +1,129 @@
+"""A "remote" Docker host for real: this machine's engine reached through a TCP socket on loopback.
+
+The environment names `tcp://127.0.0.1:PORT`, so cortexlite takes the remote code path: no bind
+mount of this machine's paths, the project travels as a bundle through a real S3 server
+(SeaweedFS), the spec is copied in through the Docker API, readiness is read inside the
+container. Faults come from a loopback proxy in front of the S3 server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import DockerEnv, close_docker_env, make_api_project
+from tests.integration.storage_server import FULL, SeaweedServer, TcpProxy
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+RETRY_BUDGET_S = 4.0
+
+
+@dataclass
+class RemoteEnv(DockerEnv):
+    s3_proxy: TcpProxy | None = None
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return super().environ | {"CORTEXLITE_S3_RETRY_BUDGET": str(RETRY_BUDGET_S), "CORTEXLITE_S3_READ_TIMEOUT": "3"}
+
+
+@pytest.fixture
+def docker_over_tcp(docker_image_options: Path) -> Iterator[TcpProxy]:
+    proxy = TcpProxy(DOCKER_SOCKET)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.fixture
+def remote_env(  # noqa: PLR0917 - pytest passes fixtures by position
+    tmp_path: Path, replica_cache: Path, docker_image_options: Path, docker_over_tcp: TcpProxy,
+    s3_server: SeaweedServer, s3_proxy: TcpProxy,
+) -> Iterator[RemoteEnv]:  # fmt: skip
+    from tests.conftest import free_port
+
+    s3_server.make_bucket("remote-bundles")
+    port, admin_port = free_port(), free_port()
+    run_id = os.urandom(6).hex()
+    env = RemoteEnv(tmp_path / "home", replica_cache, port, admin_port, name=f"rm{run_id[:6]}", run_id=run_id)
+    env.s3_proxy = s3_proxy
+    env.home.mkdir(parents=True)
+    (env.home / "image.json").write_text(docker_image_options.read_text())
+    env.cli(
+        "env", "add", env.name, "--docker-host", f"tcp://127.0.0.1:{docker_over_tcp.port}", "--network", "host",
+        "--gateway-port", str(port), "--gateway-admin-port", str(admin_port),
+        "--storage", "s3://remote-bundles/team", "--s3-endpoint", s3_proxy.endpoint,
+        "--s3-access-key", FULL.access_key, "--s3-secret-key", FULL.secret_key,
+    )  # fmt: skip
+    try:
+        yield env
+    finally:
+        close_docker_env(env)
+
+
+def _answer(env: DockerEnv) -> object:
+    return httpx.post(env.url("/answer"), json={}, timeout=10).json()
+
+
+def test_a_remote_engine_gets_the_project_through_storage(remote_env: RemoteEnv, tmp_path: Path) -> None:
+    env = remote_env
+    assert env.s3_proxy is not None
+    project = make_api_project(tmp_path / "project")
+    (project / "weights.bin").write_bytes(os.urandom(300 * 1024))
+    dry = env.cli("deploy", str(project), "--dry-run", "-o", "json").stdout
+    assert FULL.secret_key not in dry and "<secret:AWS_SECRET_ACCESS_KEY>" in dry, dry
+
+    first = env.cli("up", str(project))
+    assert "uploaded to s3://remote-bundles/team/bundles/" in first.stdout + first.stderr, first.stdout
+    assert _answer(env) == {"answer": "v1"}
+    (replica,) = env.replicas("answer")
+    assert not replica["HostConfig"].get("Binds"), replica["HostConfig"].get("Binds")
+    variables = dict(item.split("=", 1) for item in replica["Config"]["Env"])
+    assert variables["CORTEX_PROJECT_URI"].startswith("s3://remote-bundles/team/bundles/")
+    assert variables["AWS_ENDPOINT_URL"] == env.s3_proxy.endpoint
+    logs = env.cli("logs", "answer", "--tail", "50").stdout
+    assert "extracted into /mnt/project" in logs, logs
+
+    # The same files deployed again: the bundle is already stored, nothing is uploaded.
+    env.cli("delete", "answer")
+    sent = env.s3_proxy.sent
+    second = env.cli("deploy", str(project))
+    assert "nothing uploaded" in second.stdout + second.stderr, second.stdout
+    assert env.s3_proxy.sent - sent < 100 * 1024, "only a HEAD and the replica's download went through"
+    (project / "cortexlite.yaml").write_text("- name: answer\n  predictor:\n    config: {answer: v2}\n")
+    env.cli("deploy", str(project))
+    assert _answer(env) == {"answer": "v2"}
+
+    # New files while the store cuts every upload: the deploy fails inside the retry budget and v2 serves.
+    (project / "weights.bin").write_bytes(os.urandom(300 * 1024))
+    env.s3_proxy.cut_after = 64 * 1024
+    started = time.monotonic()
+    failed = env.cli("deploy", str(project), check=False)
+    elapsed = time.monotonic() - started
+    env.s3_proxy.reset()
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    message = failed.stdout + failed.stderr
+    assert "upload" in message and "remote-bundles" in message and env.s3_proxy.endpoint in message, message
+    assert "Traceback" not in message
+    assert elapsed < 60, elapsed
+    assert _answer(env) == {"answer": "v2"}
+    status = json.loads(env.cli("get", "answer", "-o", "json").stdout)
+    assert status[0]["status"] == "live", status
+
+
+def test_gpus_of_a_remote_host_are_read_there(remote_env: RemoteEnv) -> None:
+    """This engine has no NVIDIA runtime: the short-lived inventory container is refused its GPUs for real."""
+    shown = remote_env.cli("gpus")
+    assert "no GPUs found (the engine gives containers no GPUs" in shown.stdout, shown.stdout + shown.stderr
+    assert json.loads(remote_env.cli("gpus", "-o", "json").stdout) == []
+    assert not remote_env.containers("cortexlite.role=gpus"), "the inventory container is removed"
