@@ -11,6 +11,7 @@ from typing import Any
 
 from .control_report import control_markdown, control_summary
 from .docker_report import docker_markdown, docker_summary
+from .storage_suite import storage_markdown, storage_summary
 from .suite import BATCH_OFF, BATCH_ON, CEILING, RUNTIME, THREADED, Results
 
 __all__ = ["Figures", "figures", "render_markdown", "to_json", "write_results"]
@@ -70,6 +71,7 @@ def to_json(results: Results) -> dict[str, Any]:
         "memory": _memory_summary(results),
         "control": control,
         "docker": docker_summary(results.docker, control) if results.docker is not None else None,
+        "storage": storage_summary(results.storage) if results.storage is not None else None,
         "samples": [{**asdict(s), "result": asdict(s.result)} for s in results.samples],
     }
 
@@ -85,7 +87,7 @@ def render_markdown(results: Results) -> str:
         "",
         f"{settings.rounds} interleaved round(s) of {settings.seconds} s per server and connection count; "
         "`wrk -t1 --latency`, POST of a JSON row; figures are medians over the rounds."
-        if set(settings.suites) - {"docker"}
+        if set(settings.suites) - {"docker", "storage"}
         else f"{settings.rounds} round(s); figures are medians over the rounds.",
     ]
     if "runtime" in settings.suites:
@@ -99,6 +101,8 @@ def render_markdown(results: Results) -> str:
         parts += ["", *control_markdown(summary["control"], settings.gateway_connections)]
     if summary["docker"] is not None:
         parts += ["", *docker_markdown(summary["docker"])]
+    if summary["storage"] is not None:
+        parts += ["", *storage_markdown(summary["storage"])]
     if results.samples:
         parts += ["", *_rounds_table(results)]
     errors = [

@@ -23,6 +23,7 @@ from .load import PAYLOAD, LoadResult, run_wrk, write_script
 from .machine import load_average, machine_facts, runtime_fingerprint
 from .memory import tree_pss_mb
 from .servers import PROJECTS, Server, ceiling_spec, running, runtime_spec
+from .storage_suite import StorageResults, run_storage
 
 __all__ = [
     "BATCH_OFF",
@@ -45,7 +46,7 @@ BATCH_ON = "batching on"
 
 Progress = Callable[[str], None]
 # `BENCH_SUITES=control make bench` runs one part; the report leaves out what did not run.
-SUITES = ("runtime", "batching", "control", "docker")
+SUITES = ("runtime", "batching", "control", "docker", "storage")
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Results:
     memory_mb: dict[str, list[float]] = field(default_factory=dict)
     control: ControlResults | None = None
     docker: DockerResults | None = None
+    storage: StorageResults | None = None
 
 
 def run_suite(settings: BenchSettings, progress: Progress) -> Results:
@@ -115,6 +117,9 @@ def run_suite(settings: BenchSettings, progress: Progress) -> Results:
         if "docker" in settings.suites:
             progress("docker: cold start against a bare `docker run`")
             results.docker = run_docker(Path(tmp) / "docker", rounds=settings.rounds, progress=progress)
+        if "storage" in settings.suites:
+            progress("storage: our S3 client against the bare minio SDK, on SeaweedFS")
+            results.storage = run_storage(Path(tmp) / "storage", progress=progress)
     results.load_after = load_average()
     results.runtime_after = runtime_fingerprint()
     return results

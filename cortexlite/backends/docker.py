@@ -54,6 +54,9 @@ class DockerEngine:
         try:
             if host is None:
                 client = docker.from_env(timeout=_API_TIMEOUT_S)
+            elif host.startswith("tcp://"):
+                # DOCKER_TLS_VERIFY / DOCKER_CERT_PATH apply to the environment's tcp:// engine too.
+                client = docker.from_env(timeout=_API_TIMEOUT_S, environment={**os.environ, "DOCKER_HOST": host})
             else:
                 # The ssh binary honours ~/.ssh/config; paramiko (the default) does not.
                 client = docker.DockerClient(

@@ -17,6 +17,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -66,7 +67,8 @@ def make_bundle(root: Path, files: Iterable[PurePosixPath], target: Path) -> Bun
                 info = zipfile.ZipInfo(str(relative), date_time=_ZIP_TIME)
                 executable = os.access(source, os.X_OK)
                 info.external_attr = ((0o755 if executable else 0o644) | stat.S_IFREG) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
+                info.compress_type = _compression(source)
+                info.file_size = source.stat().st_size  # past 2 GiB, zipfile needs it to write zip64
                 with source.open("rb") as reader, archive.open(info, "w") as writer:
                     shutil.copyfileobj(reader, writer, 1 << 20)
         digest = _sha256(Path(temporary))
@@ -88,7 +90,8 @@ def safe_members(archive: zipfile.ZipFile, where: str) -> list[tuple[zipfile.Zip
         path = PurePosixPath(name)
         if any(part == ".." for part in path.parts):
             raise BundleError(f"{where}: refusing {name!r}, which points outside the project ('..')")
-        if mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+        # Permission bits without a file type (zipfile's own writestr) mean a plain file.
+        if stat.S_IFMT(mode) and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
             raise BundleError(f"{where}: refusing {name!r}, which is a link or a device, not a file")
         total += info.file_size
         if total > MAX_EXTRACTED_BYTES:
@@ -166,6 +169,18 @@ def upload_bundle(
         return location, False
     storage.upload(location.bucket, location.key, bundle.path, metadata={SHA256_META: bundle.sha256}, progress=progress)
     return location, True
+
+
+def _compression(path: Path) -> int:
+    """Deflate unless the file's first 64 KiB barely compress (weights, archives): stored, at disk speed.
+
+    Decided by content alone, so the same files still give the same bundle.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    if len(head) < 4096:
+        return zipfile.ZIP_DEFLATED
+    return zipfile.ZIP_DEFLATED if len(zlib.compress(head, 1)) < 0.9 * len(head) else zipfile.ZIP_STORED
 
 
 def _scratch(cache_dir: Path | None) -> str | None:

@@ -119,7 +119,7 @@ def _download(storage: Storage, location: Location, selection: ModelSelection, e
             relative = PurePosixPath(name)
             if any(part in ("..", "") for part in relative.parts) or relative.is_absolute():
                 raise StorageError(f"model {location.url}: refusing the object name {info.key!r}")
-            storage.download(location.bucket, info.key, staging / relative)
+            storage.download(location.bucket, info.key, staging / relative, digest=False)
             total += info.size
         (staging / _COMPLETE).write_text(json.dumps({"url": location.url, "bytes": total}) + "\n")
         if entry.exists():

@@ -13,6 +13,7 @@ Failures become `StorageError`s that name the endpoint and the bucket.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import tempfile
@@ -89,6 +90,10 @@ class Location:
             raise ConfigError(
                 f"{what} {url!r}: {bucket!r} is not a bucket name (3-63 lower-case letters, digits, '.' and '-')"
             )
+        if parts.query or parts.fragment or url.endswith(("?", "#")):
+            raise ConfigError(f"{what} {url!r}: '?' and '#' are not supported in storage URLs")
+        if parts.scheme == "oss" and "." in bucket:
+            raise ConfigError(f"{what} {url!r}: OSS bucket names have no dots ({bucket!r})")
         key = parts.path.strip("/")
         if any(part in ("", ".", "..") for part in key.split("/")) and key:
             raise ConfigError(f"{what} {url!r}: the key must not hold empty, '.' or '..' parts")
@@ -210,6 +215,12 @@ class StorageSettings:
         # GetBucketLocation round trip before every first request.
         return "us-east-1"
 
+    def sdk_region(self, scheme: str = "s3") -> str | None:
+        """The region the client signs with; None lets the SDK ask AWS where a bucket lives."""
+        if self.endpoint is None and scheme == "s3" and not self.region:
+            return None
+        return self.signing_region(scheme)
+
     def endpoint_url(self, scheme: str = "s3") -> str:
         host, secure = self.address(scheme)
         return f"{'https' if secure else 'http'}://{host}"
@@ -283,7 +294,7 @@ class Storage:
             access_key=settings.access_key,
             secret_key=settings.secret_key,
             secure=secure,
-            region=settings.signing_region(scheme),
+            region=settings.sdk_region(scheme),
             http_client=self._http,
         )
 
@@ -301,7 +312,22 @@ class Storage:
     # --- operations ------------------------------------------------------------------------------
 
     def bucket_exists(self, bucket: str) -> bool:
-        return self._retry("check", bucket, None, lambda: self.client.bucket_exists(bucket))
+        """Whether the bucket exists (and these keys may list it).
+
+        A listing, not HEAD: an answer with a body says which refusal it is (a wrong secret, an
+        unknown key, no permission), where HEAD's bare 403 cannot.
+        """
+
+        def call() -> bool:
+            try:
+                next(iter(self.client.list_objects(bucket, prefix=".cortexlite-bucket-check/")), None)
+            except S3Error as exc:
+                if exc.code == "NoSuchBucket":
+                    return False
+                raise
+            return True
+
+        return self._retry("check", bucket, None, call)
 
     def make_bucket(self, bucket: str) -> None:
         self._retry("create", bucket, None, lambda: self.client.make_bucket(bucket))
@@ -363,15 +389,21 @@ class Storage:
             lambda: self.client.put_object(bucket, key, io.BytesIO(data), len(data), metadata=dict(metadata or {})),
         )  # fmt: skip
 
-    def download(self, bucket: str, key: str, target: Path, *, progress: Progress | None = None) -> str:
-        """Write the object to `target` (atomically: a temporary file, then a rename); return its sha256."""
+    def download(
+        self, bucket: str, key: str, target: Path, *, progress: Progress | None = None, digest: bool = True
+    ) -> str:
+        """Write the object to `target` (atomically: a temporary file, then a rename); return its sha256.
+
+        `digest=False` skips the hash (and returns ""): models are keyed by their listing, not their bytes,
+        and on a fast link hashing costs a third of the transfer's time.
+        """
         target.parent.mkdir(parents=True, exist_ok=True)
 
         def call() -> str:
             response = self.client.get_object(bucket, key)
             fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
             try:
-                digest = hashlib.sha256()
+                hasher = hashlib.sha256() if digest else None
                 total = int(response.headers.get("Content-Length") or 0)
                 done = 0
                 if progress:
@@ -379,14 +411,15 @@ class Storage:
                 with os.fdopen(fd, "wb") as handle:
                     for chunk in response.stream(CHUNK):
                         handle.write(chunk)
-                        digest.update(chunk)
+                        if hasher is not None:
+                            hasher.update(chunk)
                         done += len(chunk)
                         if progress:
                             progress(done, total)
                 if total and done != total:
                     raise urllib3.exceptions.ProtocolError(f"got {done} of {total} bytes")
                 os.replace(temporary, target)
-                return digest.hexdigest()
+                return hasher.hexdigest() if hasher is not None else ""
             finally:
                 response.close()
                 response.release_conn()
@@ -520,6 +553,6 @@ def _seconds(name: str, raw: str | None, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name}: expected a number of seconds above 0 (got {raw!r})")
     return value

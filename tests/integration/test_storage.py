@@ -178,3 +178,36 @@ def test_models_are_fetched_once_per_content_and_versions_pick_the_highest(
     assert single.path.read_text() == "two"
     with pytest.raises(StorageNotFound, match="no model at s3://models-cache/nothing"):
         fetch_model("s3://models-cache/nothing", cache, None, settings)
+
+
+def test_env_add_checks_the_store_and_offers_to_create_the_bucket(s3_server: SeaweedServer, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    environ = {**os.environ, "CORTEXLITE_HOME": str(tmp_path / "home"), "NO_COLOR": "1", "COLUMNS": "200"}
+    environ.pop("CORTEXLITE_S3_SECRET_KEY", None)
+    command = [
+        str(Path(sys.executable).parent / "cortexlite"), "env", "add", "gpu1", "--docker-host", "tcp://127.0.0.1:1",
+        "--storage", "s3://made-by-env-add/team", "--s3-endpoint", s3_server.endpoint,
+        "--s3-access-key", FULL.access_key, "--s3-secret-key", FULL.secret_key,
+    ]  # fmt: skip
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*command, *extra], env=environ, capture_output=True, text=True, timeout=60, check=False)
+
+    missing = run()
+    assert missing.returncode == 1 and "--create-bucket" in missing.stderr and "Traceback" not in missing.stderr
+    assert "made-by-env-add" in missing.stderr and s3_server.endpoint in missing.stderr, missing.stderr
+    created = run("--create-bucket")
+    assert created.returncode == 0 and "created the bucket made-by-env-add" in created.stdout, created.stderr
+    config = tmp_path / "home" / "config.yaml"
+    assert config.stat().st_mode & 0o777 == 0o600
+    listed = subprocess.run(
+        [command[0], "env", "list", "-o", "json"], env=environ, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert FULL.secret_key not in listed.stdout and "<secret:s3_secret_key>" in listed.stdout
+    bad = subprocess.run(
+        [*command[:3], "gpu2", *command[4:-2], "--s3-secret-key", "wrong"],
+        env=environ, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "SignatureDoesNotMatch" in bad.stderr, bad.stderr
