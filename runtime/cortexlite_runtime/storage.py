@@ -464,6 +464,11 @@ class Storage:
                     raise StorageError(f"{action} at {self.where(bucket, key)} failed: {exc}") from None
                 cause = f"HTTP {status} from the server"
             except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if _is_certificate_error(exc):
+                    raise StorageError(
+                        f"{action} at {self.where(bucket, key)}: the server's TLS certificate is not trusted ({exc}); "
+                        "give its CA with CORTEXLITE_S3_CA_BUNDLE (or `env add --s3-ca-bundle FILE`)"
+                    ) from None
                 cause = _network_cause(exc)
             except ValueError as exc:  # the SDK's own checks: a bucket or key name it refuses
                 raise StorageError(f"{action} at {self.where(bucket, key)}: {exc}") from None
@@ -520,6 +525,18 @@ def _metadata(raw: Any) -> dict[str, str]:
         if lower.startswith("x-amz-meta-"):
             found[lower[len("x-amz-meta-") :]] = str(value)
     return found
+
+
+def _is_certificate_error(exc: BaseException) -> bool:
+    import ssl
+
+    reason = getattr(exc, "reason", None)
+    for candidate in (exc, reason, getattr(reason, "__context__", None), exc.__context__):
+        if isinstance(candidate, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(candidate, urllib3.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(candidate):
+            return True
+    return False
 
 
 def _network_cause(exc: BaseException) -> str:

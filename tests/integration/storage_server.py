@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cortexlite_runtime.storage import Storage, StorageSettings
 
-__all__ = ["FULL", "READ_ONLY", "Credentials", "SeaweedServer", "TcpProxy"]
+__all__ = ["FULL", "READ_ONLY", "Credentials", "SeaweedServer", "TcpProxy", "make_certificates"]
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,9 @@ def _free_port() -> int:
 class SeaweedServer:
     """`weed server -s3` on explicit loopback ports, with an `-s3.config` of two identities."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: tuple[Path, Path] | None = None) -> None:
         self.root = root
+        self.tls = tls  # (certificate, key): the S3 port speaks HTTPS
         self.ports = {name: _free_port() for name in ("master", "volume", "filer", "s3")}
         self.grpc = {name: _free_port() for name in self.ports}
         self.process: subprocess.Popen[bytes] | None = None
@@ -51,7 +52,7 @@ class SeaweedServer:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports['s3']}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.ports['s3']}"
 
     def settings(self, credentials: Credentials = FULL, **overrides: object) -> StorageSettings:
         values: dict[str, object] = {
@@ -82,6 +83,8 @@ class SeaweedServer:
             "-s3", f"-s3.port={self.ports['s3']}", f"-s3.port.grpc={self.grpc['s3']}", f"-s3.config={config}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false", f"-debug.port={_free_port()}",
         ]  # fmt: skip
+        if self.tls:
+            command += [f"-s3.cert.file={self.tls[0]}", f"-s3.key.file={self.tls[1]}"]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._wait_ready(60.0)
@@ -89,7 +92,7 @@ class SeaweedServer:
     def _wait_ready(self, timeout: float) -> None:
         """Until an authenticated bucket check works (the S3 port answers before the filer is ready)."""
         deadline = time.monotonic() + timeout
-        storage = Storage(self.settings(retry_budget=0.1, connect_timeout=1.0, read_timeout=2.0))
+        storage = Storage(self.settings(retry_budget=0.1, connect_timeout=1.0, read_timeout=2.0, **self._trust()))
         try:
             while True:
                 assert self.process is not None
@@ -106,8 +109,11 @@ class SeaweedServer:
         finally:
             storage.close()
 
+    def _trust(self) -> dict[str, object]:
+        return {"ca_bundle": self.tls[0].parent / "ca.pem"} if self.tls else {}
+
     def make_bucket(self, bucket: str) -> None:
-        storage = Storage(self.settings())
+        storage = Storage(self.settings(**self._trust()))
         try:
             if not storage.bucket_exists(bucket):
                 storage.make_bucket(bucket)
@@ -218,3 +224,20 @@ class TcpProxy:
                 except OSError:
                     pass
                 end.close()
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path]:
+    """A private CA (`ca.pem`) and a certificate for 127.0.0.1 it signed: (certificate, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=cortexlite test CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")  # fmt: skip
+    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "san.cnf")  # fmt: skip
+    return directory / "server.pem", directory / "server.key"

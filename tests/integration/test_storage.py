@@ -20,6 +20,7 @@ from cortexlite_runtime.errors import (
     BundleError,
     StorageAuthError,
     StorageDenied,
+    StorageError,
     StorageNotFound,
     StorageUnreachable,
 )
@@ -211,3 +212,26 @@ def test_env_add_checks_the_store_and_offers_to_create_the_bucket(s3_server: Sea
         env=environ, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert bad.returncode == 1 and "SignatureDoesNotMatch" in bad.stderr, bad.stderr
+
+
+def test_a_store_with_a_private_ca_needs_the_ca_bundle(tmp_path: Path) -> None:
+    """SeaweedFS over HTTPS with a certificate from a CA made here: trusted only with CORTEXLITE_S3_CA_BUNDLE."""
+    from tests.integration.storage_server import make_certificates
+
+    certificate, key = make_certificates(tmp_path / "tls")
+    (tmp_path / "weed").mkdir()
+    server = SeaweedServer(tmp_path / "weed", tls=(certificate, key))
+    server.start()
+    try:
+        ca = tmp_path / "tls" / "ca.pem"
+        trusted = Storage(server.settings(ca_bundle=ca))
+        trusted.make_bucket("private-ca")
+        trusted.put_bytes("private-ca", "k", b"over TLS")
+        assert trusted.get_bytes("private-ca", "k") == b"over TLS"
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="CORTEXLITE_S3_CA_BUNDLE") as caught:
+            Storage(server.settings()).get_bytes("private-ca", "k")
+        assert time.monotonic() - started < 2, "a certificate failure is not retried"
+        assert "not trusted" in str(caught.value) and server.endpoint in str(caught.value)
+    finally:
+        server.stop()
