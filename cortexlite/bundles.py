@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cortexlite.environments import Environment
@@ -20,7 +20,7 @@ from cortexlite.errors import EnvConfigError
 from cortexlite.files import atomic_write, read_json
 from cortexlite.snapshot import project_files
 from cortexlite_runtime.bundle import Bundle, make_bundle, upload_bundle
-from cortexlite_runtime.errors import StorageNotFound
+from cortexlite_runtime.errors import StorageNotFound, StorageUnreachable
 from cortexlite_runtime.storage import Location, Progress, Storage, StorageSettings
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
 Log = Callable[[str], None]
 _SNAPSHOT_MARKER = ".cortexlite-snapshot"
 PROGRESS_MIN_BYTES = 2**20
+CHECK_BUDGET_S = 5.0
 SECRET_VARIABLES = frozenset({"CORTEXLITE_S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"})
 
 
@@ -60,9 +61,17 @@ def storage_location(environment: Environment) -> Location:
 def check_storage(environment: Environment, *, create: bool) -> list[str]:
     """Reach the environment's store and its bucket (created with `create`); lines for the user."""
     location = storage_location(environment)
-    storage = Storage(environment.storage_settings(), location.scheme)
+    settings = environment.storage_settings()
+    # A quick check: `env add` should not hang for a deploy's whole retry budget.
+    storage = Storage(replace(settings, retry_budget=min(settings.retry_budget, CHECK_BUDGET_S)), location.scheme)
     try:
-        if storage.bucket_exists(location.bucket):
+        try:
+            exists = storage.bucket_exists(location.bucket)
+        except StorageUnreachable as exc:
+            if create:
+                raise
+            return [f"warning: {exc}; the environment is added anyway, and deploys need the store to answer"]
+        if exists:
             return [f"storage: {storage.endpoint} answers; bucket {location.bucket} exists"]
         if not create:
             raise StorageNotFound(
