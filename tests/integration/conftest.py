@@ -231,7 +231,12 @@ class DockerEnv(LocalEnv):
             arg for label in (TEST_LABEL, f"{RUN_LABEL_KEY}={self.run_id}", *labels) for arg in ("-f", f"label={label}")
         ]
         ids = docker("ps", "-aq", *filters).stdout.split()
-        return json.loads(docker("inspect", *ids).stdout) if ids else []
+        if not ids:
+            return []
+        # A container may be removed between `ps` and `inspect` (the operator replacing one): inspect
+        # then fails for it but still prints the others.
+        found = docker("inspect", *ids, check=False).stdout.strip()
+        return list(json.loads(found)) if found else []
 
     def replicas(self, api: str) -> list[dict[str, Any]]:
         return self.containers(f"cortexlite.api={api}", "cortexlite.role=replica")

@@ -71,7 +71,9 @@ def test_the_replica_count_is_kept_and_clamped(local_env: LocalEnv, tmp_path: Pa
 
 def test_environments(local_env: LocalEnv, tmp_path: Path) -> None:
     env = local_env
-    env.cli("env", "add", "gpu-box", "--docker-host", "ssh://ops@gpu1", "--storage", "s3://models/cortexlite", "--no-check")
+    env.cli(
+        "env", "add", "gpu-box", "--docker-host", "ssh://ops@gpu1", "--storage", "s3://models/cortexlite", "--no-check"
+    )
     env.cli("env", "add", "prod", "--nomad-addr", "http://nomad:4646")
     conflict = env.cli("env", "add", "x", "--docker-host", "tcp://h:2375", "--nomad-addr", "http://n:4646", check=False)
     assert conflict.returncode == 1 and "conflict" in conflict.stderr

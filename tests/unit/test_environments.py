@@ -158,15 +158,19 @@ def test_admin_port(
 
 
 @pytest.mark.parametrize(
-    ("environment", "where"),
+    ("environment", "where", "gateway"),
     [
-        (Environment(name="l", backend=BackendKind.PROCESS), "this machine"),
-        (Environment(name="d", backend=BackendKind.DOCKER, docker_host="ssh://ops@gpu1"), "ssh://ops@gpu1"),
-        (Environment(name="n", backend=BackendKind.NOMAD, nomad_addr="http://nomad:4646"), "http://nomad:4646"),
+        (Environment(name="l", backend=BackendKind.PROCESS), "this machine", "127.0.0.1"),
+        (Environment(name="d", backend=BackendKind.DOCKER, docker_host="ssh://ops@gpu1"), "ssh://ops@gpu1", "gpu1"),
+        (
+            Environment(name="n", backend=BackendKind.NOMAD, nomad_addr="http://nomad:4646"),
+            "http://nomad:4646",
+            "127.0.0.1",
+        ),
     ],
 )
-def test_describe(environment: Environment, where: str) -> None:
-    assert environment.describe() == f"{environment.backend.value} on {where}, gateway 127.0.0.1:8888"
+def test_describe(environment: Environment, where: str, gateway: str) -> None:
+    assert environment.describe() == f"{environment.backend.value} on {where}, gateway {gateway}:8888"
 
 
 # config.yaml
