@@ -17,6 +17,7 @@ Everything is bounded: the server start, each transfer (timeouts), and the repea
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -56,8 +57,9 @@ TARGET_STORAGE_RATIO = 0.9  # ours / raw MiB/s
 RAW_UPLOAD, UPLOAD, SHIP = "minio fput_object", "upload_bundle", "BundleStore.ship"
 RAW_DOWNLOAD, DOWNLOAD, FETCH = "minio fget_object", "Storage.download", "fetch_project"
 PLAIN_DOWNLOAD = "Storage.download (no sha256)"
+RAW_VERIFIED = "minio fget_object + sha256"
 UPLOADS = (RAW_UPLOAD, UPLOAD, SHIP)
-DOWNLOADS = (RAW_DOWNLOAD, PLAIN_DOWNLOAD, DOWNLOAD, FETCH)
+DOWNLOADS = (RAW_DOWNLOAD, RAW_VERIFIED, PLAIN_DOWNLOAD, DOWNLOAD, FETCH)
 _BUCKET = "cortexlite-bench"
 _KEYS = ("bench-full", "bench-secret-5d1e")
 _START_TIMEOUT_S = 30.0
@@ -149,7 +151,8 @@ class _Transfers:
         self.source = ""  # the bundle's key, uploaded by the warm-up
         self.uploads: Contenders = {RAW_UPLOAD: self._raw_up, UPLOAD: self._up, SHIP: self._ship}
         self.downloads: Contenders = {
-            RAW_DOWNLOAD: self._raw_down, PLAIN_DOWNLOAD: self._plain_down, DOWNLOAD: self._down, FETCH: self._fetch,
+            RAW_DOWNLOAD: self._raw_down, RAW_VERIFIED: self._raw_verified, PLAIN_DOWNLOAD: self._plain_down,
+            DOWNLOAD: self._down, FETCH: self._fetch,
         }  # fmt: skip
 
     def close(self) -> None:
@@ -203,6 +206,17 @@ class _Transfers:
     def _down(self, tag: str) -> int:
         digest = self.ours.download(_BUCKET, self.source, self.workdir / "down" / "ours.zip")
         _expect(digest == self.bundle.sha256, f"Storage.download got sha256 {digest}")
+        return self.bundle.size
+
+    def _raw_verified(self, tag: str) -> int:
+        """What any verified fetch costs with the SDK: its download, then a sha256 pass over the file."""
+        target = self.workdir / "down" / "raw-verified.zip"
+        self.raw.fget_object(_BUCKET, self.source, str(target))
+        digest = hashlib.sha256()
+        with target.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        _expect(digest.hexdigest() == self.bundle.sha256, "fget_object + sha256: wrong digest")
         return self.bundle.size
 
     def _plain_down(self, tag: str) -> int:
@@ -314,6 +328,7 @@ def storage_summary(storage: StorageResults) -> dict[str, Any]:
         name: ratio_of(medians.get(name), medians.get(raw))
         for raw, ours in ((RAW_UPLOAD, UPLOADS[1:]), (RAW_DOWNLOAD, DOWNLOADS[1:]))
         for name in ours
+        if name != RAW_VERIFIED  # a second baseline: what verifying costs the SDK
     }
     return {
         "server": storage.server,
@@ -363,6 +378,7 @@ _LABELS = {
     UPLOAD: "upload: `upload_bundle` (stat + fput_object + sha256 metadata)",
     SHIP: "upload: `BundleStore.ship` (its own client, bucket check, upload_bundle)",
     RAW_DOWNLOAD: "download: `Minio.fget_object` (the SDK)",
+    RAW_VERIFIED: "download: `Minio.fget_object`, then a sha256 pass (the SDK, verified)",
     PLAIN_DOWNLOAD: "download: `Storage.download` without sha256 (how models are fetched)",
     DOWNLOAD: "download: `Storage.download` (atomic, sha256 on the fly: how bundles are fetched)",
     FETCH: "download: `fetch_project` (download, sha256 check, extract)",
