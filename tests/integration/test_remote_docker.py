@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import DockerEnv, close_docker_env, make_api_project
+from tests.integration.conftest import DockerEnv, close_docker_env, docker, make_api_project
 from tests.integration.storage_server import FULL, SeaweedServer, TcpProxy
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -33,7 +33,10 @@ class RemoteEnv(DockerEnv):
 
     @property
     def environ(self) -> dict[str, str]:
-        return super().environ | {"CORTEXLITE_S3_RETRY_BUDGET": str(RETRY_BUDGET_S), "CORTEXLITE_S3_READ_TIMEOUT": "3"}
+        return super().environ | {
+            "CORTEXLITE_S3_RETRY_BUDGET": str(RETRY_BUDGET_S), "CORTEXLITE_S3_READ_TIMEOUT": "3",
+            "CORTEXLITE_OPERATOR_INTERVAL": "2",
+        }  # fmt: skip
 
 
 @pytest.fixture
@@ -119,6 +122,21 @@ def test_a_remote_engine_gets_the_project_through_storage(remote_env: RemoteEnv,
     assert _answer(env) == {"answer": "v2"}
     status = json.loads(env.cli("get", "answer", "-o", "json").stdout)
     assert status[0]["status"] == "live", status
+
+    # The operator (on this machine, for a remote environment) heals through the remote engine.
+    (victim,) = env.replicas("answer")
+    docker("kill", victim["Id"])  # `docker kill` cancels Docker's own restart
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        running = [c for c in env.replicas("answer") if c["State"]["Running"] and c["Id"] != victim["Id"]]
+        if running and env.routed("answer") == [
+            f"http://127.0.0.1:{running[0]['Config']['Labels']['cortexlite.port']}"
+        ]:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"no replacement for {victim['Id'][:12]}: {env.replicas('answer')}")
+    assert _answer(env) == {"answer": "v2"}
 
 
 def test_gpus_of_a_remote_host_are_read_there(remote_env: RemoteEnv) -> None:
