@@ -79,7 +79,7 @@ def ensure_dependency_image(engine: DockerEngine, image: DependencyImage, option
         context = Path(scratch) / "context.tar"
         tar_context(layout, context)
         labels = {"cortexlite.image": "dependencies", "cortexlite.runtime-image": image.runtime_tag}
-        engine.build(context, image.tag, image.build_args, labels=labels, on_log=log)
+        engine.build(context, image.tag, image.build_args, labels=labels, on_log=log, network=options.build_network)
     return True
 
 

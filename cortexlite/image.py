@@ -66,6 +66,9 @@ class ImageOptions:
     pip_index_url: str | None = None
     ca_cert: Path | None = None
     wheelhouse: Path | None = None
+    # The network build steps run on: None is the engine's default bridge; "host" reaches what the
+    # Docker host reaches (an index or proxy on its loopback, a host whose engine has no bridge).
+    build_network: str | None = None
     docker_host: str | None = None
     pull_timeout: float = 120.0
     # Deploys build what is missing without trying a registry first: whichever base the engine has wins.
@@ -82,6 +85,7 @@ def save_options(path: Path, options: ImageOptions) -> None:
         "pip_index_url": options.pip_index_url,
         "ca_cert": str(options.ca_cert.resolve()) if options.ca_cert is not None else None,
         "wheelhouse": str(options.wheelhouse.resolve()) if options.wheelhouse is not None else None,
+        "build_network": options.build_network,
     }
     atomic_write(path, json.dumps(data, indent=2) + "\n")
 
@@ -97,6 +101,7 @@ def load_options(path: Path) -> ImageOptions:
         pip_index_url=data.get("pip_index_url") or None,
         ca_cert=Path(ca_cert) if ca_cert else None,
         wheelhouse=Path(wheelhouse) if wheelhouse else None,
+        build_network=data.get("build_network") or None,
     )
 
 
@@ -132,7 +137,7 @@ def build_runtime_image(
         with tempfile.TemporaryDirectory(prefix="cortexlite-image-") as scratch:
             context = _write_context(Path(scratch), source, dockerfile, options)
             labels = {"cortexlite.image": "runtime", "cortexlite.base-image": base}
-            image_id = engine.build(context, tag, args, labels=labels, on_log=log)
+            image_id = engine.build(context, tag, args, labels=labels, on_log=log, network=options.build_network)
     return ImageRef(tag, image_id, base, base_id, built=True)
 
 
@@ -232,6 +237,8 @@ def _ensure_image(engine: DockerEngine, ref: str, options: ImageOptions, log: Lo
     found = engine.image_id(ref)
     if found is not None:
         return found
+    if copy_from_this_machine(engine, ref, log):
+        return _require_id(engine, ref)
     if ref == LOCAL_BASE_IMAGE:
         make_base_image(ref, options.docker_host, log)
     else:
@@ -240,6 +247,25 @@ def _ensure_image(engine: DockerEngine, ref: str, options: ImageOptions, log: Lo
         except DockerError as exc:
             raise ImageBuildError(f"base image {ref} is not on the Docker engine and cannot be pulled: {exc}") from exc
     return _require_id(engine, ref)
+
+
+def copy_from_this_machine(engine: DockerEngine, ref: str, log: LogSink) -> bool:
+    """Copy `ref` from this machine's engine to a remote `engine` (save -> load, streamed); whether it did.
+
+    How a GPU server without a registry gets the base image a laptop already has.
+    """
+    if engine.address.startswith(("unix://", "npipe://")):
+        return False
+    try:
+        with DockerEngine.from_env() as local:
+            if local.address == engine.address or local.image_id(ref) is None:
+                return False
+            log(f"copying {ref} from the engine at {local.address} to {engine.address}")
+            engine.load_image(local.export_image(ref))
+    except DockerError as exc:
+        log(f"could not copy {ref} from this machine's engine: {exc}")
+        return False
+    return engine.image_id(ref) is not None
 
 
 def _require_id(engine: DockerEngine, ref: str) -> str:

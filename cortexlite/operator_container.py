@@ -184,7 +184,10 @@ class OperatorContainer:
             with tempfile.TemporaryDirectory(prefix="cortexlite-operator-") as scratch:
                 context = Path(scratch) / "context.tar"
                 tar_context(layout, context)
-                self.engine.build(context, tag, args, labels={"cortexlite.image": "operator"}, on_log=log)
+                self.engine.build(
+                    context, tag, args, labels={"cortexlite.image": "operator"}, on_log=log,
+                    network=self.options.build_network,
+                )  # fmt: skip
         return tag
 
 

@@ -206,6 +206,19 @@ class DockerEngine:
         with self._errors("list images"):
             return list(self._client.api.images(filters={"label": label_filters(labels)}))
 
+    def export_image(self, ref: str) -> Iterator[bytes]:
+        """`docker save` of `ref`, as a stream of tar chunks."""
+        with self._errors(f"export image {ref}"):
+            stream = self._client.api.get_image(ref, chunk_size=2 * 2**20)
+        return _guarded(self, f"export image {ref}", stream)
+
+    def load_image(self, chunks: Iterator[bytes]) -> None:
+        """`docker load` of a `docker save` stream (sent as it is read, never held whole)."""
+        with self._errors("load an image"):
+            for answer in self._client.api.load_image(chunks):
+                if isinstance(answer, dict) and answer.get("error"):
+                    raise DockerError(f"loading the image failed: {answer['error']}")
+
     def remove_image(self, ref: str) -> None:
         with self._errors(f"remove image {ref}"):
             try:
@@ -271,16 +284,19 @@ class DockerEngine:
         context_tar: bytes | Path,
         tag: str,
         buildargs: Mapping[str, str],
+        *,
         labels: Mapping[str, str] | None = None,
         on_log: LogSink | None = None,
+        network: str | None = None,
     ) -> str:
         """Build an uncompressed tar context with the engine's (classic) builder; return the image id."""
         tail: deque[str] = deque(maxlen=_LOG_TAIL_LINES)
         with _open_context(context_tar) as context:
             try:
                 image_id = self._stream_build(
-                    context, tag=tag, buildargs=buildargs, labels=labels or {}, tail=tail, on_log=on_log
-                )
+                    context, tag=tag, buildargs=buildargs, labels=labels or {}, tail=tail, on_log=on_log,
+                    network=network,
+                )  # fmt: skip
             except DockerError as exc:
                 raise ImageBuildError(_build_failure(tag, str(exc), tail)) from exc
         return image_id or self._tagged_id(tag)
@@ -294,13 +310,14 @@ class DockerEngine:
         labels: Mapping[str, str],
         tail: deque[str],
         on_log: LogSink | None,
+        network: str | None = None,
     ) -> str | None:
         image_id: str | None = None
         with self._errors(f"build {tag}"):
             chunks = self._client.api.build(
                 fileobj=context, custom_context=True, tag=tag, buildargs=dict(buildargs),
                 labels=dict(labels), rm=True, forcerm=True, pull=False, decode=True,
-                timeout=_BUILD_READ_TIMEOUT_S,
+                timeout=_BUILD_READ_TIMEOUT_S, network_mode=network,
             )  # fmt: skip
             for chunk in chunks:
                 if "error" in chunk:
@@ -350,6 +367,11 @@ def _open_context(context_tar: bytes | Path) -> Iterator[BinaryIO]:
         return
     with context_tar.open("rb") as handle:
         yield handle
+
+
+def _guarded(engine: DockerEngine, action: str, stream: Iterator[bytes]) -> Iterator[bytes]:
+    with engine._errors(action):
+        yield from stream
 
 
 def label_filters(labels: Mapping[str, str | None]) -> list[str]:

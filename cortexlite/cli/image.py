@@ -32,6 +32,9 @@ def build(
     wheelhouse: Annotated[
         Path | None, typer.Option(help="Install dependencies only from this directory of wheels.", file_okay=False)
     ] = None,
+    build_network: Annotated[
+        str | None, typer.Option(help="The network build steps use: host (the Docker host's), or a network's name.")
+    ] = None,
     output: Annotated[Output, typer.Option("--output", "-o", help="Output format.")] = Output.text,
 ) -> None:
     """Build the runtime and gateway images (reused when their content hash exists); print their tags.
@@ -47,7 +50,10 @@ def build(
     from cortexlite.workspace import IMAGE_OPTIONS_FILE
 
     settings = Settings.from_env()
-    options = ImageOptions(base_image=base_image, pip_index_url=pip_index_url, ca_cert=ca_cert, wheelhouse=wheelhouse)
+    options = ImageOptions(
+        base_image=base_image, pip_index_url=pip_index_url, ca_cert=ca_cert, wheelhouse=wheelhouse,
+        build_network=build_network,
+    )  # fmt: skip
     with DockerEngine.from_env() as engine:
         engine.ping()
         ref = build_runtime_image(options, _log_to_stderr, engine)

@@ -289,7 +289,7 @@ def ensure_gateway_image(
             context = Path(scratch) / "context.tar"
             _gateway_context(dockerfile, binary, context)
             labels = {"cortexlite.image": "gateway", "cortexlite.base-image": base}
-            engine.build(context, tag, {"BASE_IMAGE": base}, labels=labels, on_log=log)
+            engine.build(context, tag, {"BASE_IMAGE": base}, labels=labels, on_log=log, network=options.build_network)
     return tag
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +40,61 @@ class RemoteEnv(DockerEnv):
             "CORTEXLITE_S3_RETRY_BUDGET": str(RETRY_BUDGET_S), "CORTEXLITE_S3_READ_TIMEOUT": "3",
             "CORTEXLITE_OPERATOR_INTERVAL": "2",
         }  # fmt: skip
+
+
+class SecondEngine:
+    """A second dockerd of its own (data root, socket, no bridge): a Docker host with an empty image store."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "docker.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            "dockerd", "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+            "-H", f"unix://{self.socket}", "--pidfile", str(self.root / "dockerd.pid"), "--bridge", "none",
+            "--iptables=false", "--ip6tables=false",
+        ]  # fmt: skip
+        with (self.root / "dockerd.log").open("wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while self.docker("info", check=False).returncode != 0:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the second dockerd did not start: {(self.root / 'dockerd.log').read_text()[-2000:]}"
+                )
+            time.sleep(0.3)
+
+    def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        environ = {**os.environ, "DOCKER_HOST": f"unix://{self.socket}"}
+        return subprocess.run(["docker", *args], env=environ, capture_output=True, text=True, timeout=120, check=check)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        ids = self.docker("ps", "-aq", check=False).stdout.split()
+        if ids:
+            self.docker("rm", "-f", *ids, check=False)
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def second_engine(tmp_path_factory: pytest.TempPathFactory, docker_image_options: Path) -> Iterator[SecondEngine]:
+    # A short path: unix socket names are limited to 108 bytes.
+    root = Path(tempfile.mkdtemp(prefix="cl-d2-", dir="/tmp"))
+    engine = SecondEngine(root)
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -145,3 +203,47 @@ def test_gpus_of_a_remote_host_are_read_there(remote_env: RemoteEnv) -> None:
     assert "no GPUs found (the engine gives containers no GPUs" in shown.stdout, shown.stdout + shown.stderr
     assert json.loads(remote_env.cli("gpus", "-o", "json").stdout) == []
     assert not remote_env.containers("cortexlite.role=gpus"), "the inventory container is removed"
+
+
+def test_a_host_with_an_empty_image_store_gets_its_images_built_there(
+    second_engine: SecondEngine, tmp_path: Path, replica_cache: Path, docker_image_options: Path,
+    s3_server: SeaweedServer,
+) -> None:  # fmt: skip
+    """A second dockerd, reached over TCP: the base image is copied from this machine's engine, the runtime
+    and gateway images are built on it, and the project arrives through storage."""
+    from tests.conftest import free_port
+
+    s3_server.make_bucket("second-engine")
+    proxy = TcpProxy(str(second_engine.socket))
+    port, admin_port = free_port(), free_port()
+    run_id = os.urandom(6).hex()
+    env = RemoteEnv(tmp_path / "home", replica_cache, port, admin_port, name=f"se{run_id[:6]}", run_id=run_id)
+    env.home.mkdir(parents=True)
+    # The second engine has no bridge network: its build steps use the host's (`image build --build-network`).
+    options = json.loads(docker_image_options.read_text()) | {"build_network": "host"}
+    (env.home / "image.json").write_text(json.dumps(options))
+    try:
+        env.cli(
+            "env", "add", env.name, "--docker-host", f"tcp://127.0.0.1:{proxy.port}", "--network", "host",
+            "--gateway-port", str(port), "--gateway-admin-port", str(admin_port),
+            "--storage", "s3://second-engine/team", "--s3-endpoint", s3_server.endpoint,
+            "--s3-access-key", FULL.access_key, "--s3-secret-key", FULL.secret_key,
+        )  # fmt: skip
+        assert not second_engine.docker("images", "-q").stdout.strip(), "the second engine starts empty"
+        project = make_api_project(tmp_path / "project")
+        up = env.cli("up", str(project), timeout=900)
+        output = up.stdout + up.stderr
+        assert "copying cortexlite/base:bookworm from the engine at" in output, output
+        assert _answer(env) == {"answer": "v1"}
+        tags = second_engine.docker("images", "--format", "{{.Repository}}").stdout.split()
+        assert {"cortexlite/base", "cortexlite/runtime", "cortexlite/gateway"} <= set(tags), tags
+        replicas = second_engine.docker("ps", "-q", "--filter", "label=cortexlite.role=replica").stdout.split()
+        assert len(replicas) == 1
+        assert not docker("ps", "-q", "--filter", f"label=cortexlite.env={env.name}").stdout.strip(), (
+            "nothing of this environment runs on this machine's engine"
+        )
+        env.cli("down", timeout=300)
+        assert not second_engine.docker("ps", "-aq", "--filter", f"label=cortexlite.env={env.name}").stdout.strip()
+    finally:
+        env.cli("down", check=False, timeout=300)
+        proxy.close()
