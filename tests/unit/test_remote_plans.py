@@ -109,3 +109,23 @@ def test_a_remote_gpu_inventory_is_read_from_a_short_lived_container() -> None:
 
     none, why = remote_inventory(refused, None)
     assert none == [] and why is not None and "nvidia" in why
+
+
+def test_transfer_progress_reports_quarters_above_one_mib_when_not_a_terminal() -> None:
+    from cortexlite.bundles import transfer_progress
+
+    lines: list[str] = []
+    report = transfer_progress(lines.append, "uploading bundle abc", stream=object())
+    report(0, 1000)
+    report(1000, 1000)
+    assert lines == [], "small transfers stay quiet"
+    total = 8 * 2**20
+    for done in range(0, total + 1, 2**20):
+        report(done, total)
+    assert lines == [
+        "uploading bundle abc: 0 KiB of 8.0 MiB",
+        "uploading bundle abc: 2.0 MiB of 8.0 MiB",
+        "uploading bundle abc: 4.0 MiB of 8.0 MiB",
+        "uploading bundle abc: 6.0 MiB of 8.0 MiB",
+        "uploading bundle abc: 8.0 MiB of 8.0 MiB",
+    ]
