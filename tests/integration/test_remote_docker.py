@@ -43,17 +43,28 @@ class RemoteEnv(DockerEnv):
 
 
 class SecondEngine:
-    """A second dockerd of its own (data root, socket, no bridge): a Docker host with an empty image store."""
+    """A second dockerd of its own (data root, socket, bridge): a Docker host with an empty image store.
+
+    It gets a bridge interface this test makes: `--bridge none` would make it delete docker0, which the
+    first engine's containers need. No iptables rules, so its build steps use the host's network.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.socket = root / "docker.sock"
+        self.bridge = f"cl-d2-{os.urandom(3).hex()}"  # at most 15 characters
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        subnet = f"172.31.{200 + int(self.bridge[-2:], 16) % 50}.1/24"
+        for args in (
+            ["link", "add", self.bridge, "type", "bridge"], ["addr", "add", subnet, "dev", self.bridge],
+            ["link", "set", self.bridge, "up"],
+        ):  # fmt: skip
+            subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
         command = [
             "dockerd", "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-            "-H", f"unix://{self.socket}", "--pidfile", str(self.root / "dockerd.pid"), "--bridge", "none",
+            "-H", f"unix://{self.socket}", "--pidfile", str(self.root / "dockerd.pid"), "--bridge", self.bridge,
             "--iptables=false", "--ip6tables=false",
         ]  # fmt: skip
         with (self.root / "dockerd.log").open("wb") as log:
@@ -72,6 +83,7 @@ class SecondEngine:
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
+            subprocess.run(["ip", "link", "del", self.bridge], check=False, capture_output=True, timeout=30)
             return
         ids = self.docker("ps", "-aq", check=False).stdout.split()
         if ids:
@@ -82,6 +94,7 @@ class SecondEngine:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+        subprocess.run(["ip", "link", "del", self.bridge], check=False, capture_output=True, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -242,6 +255,7 @@ def test_a_host_with_an_empty_image_store_gets_its_images_built_there(
         assert not docker("ps", "-q", "--filter", f"label=cortexlite.env={env.name}").stdout.strip(), (
             "nothing of this environment runs on this machine's engine"
         )
+        assert subprocess.run(["ip", "link", "show", "docker0"], capture_output=True, check=False).returncode == 0
         env.cli("down", timeout=300)
         assert not second_engine.docker("ps", "-aq", "--filter", f"label=cortexlite.env={env.name}").stdout.strip()
     finally:
