@@ -9,6 +9,7 @@ nothing. Replicas fetch it through `CORTEX_PROJECT_URI`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -143,9 +144,16 @@ class ReplicaStorage:
 
 
 def replica_storage(environment: Environment, ca_path: str | None = None) -> ReplicaStorage:
-    """The environment's storage settings as the standard variables (AWS_*, CORTEXLITE_S3_*), when it has any."""
+    """The environment's storage settings as the standard variables (AWS_*, CORTEXLITE_S3_*), when it has any.
+
+    Only storage cortexlite was told about counts (the environment's `storage`/`s3_*`, or a
+    CORTEXLITE_S3_* variable): AWS keys that merely sit in the user's shell are not handed to containers.
+    """
     settings = environment.storage_settings()
-    if not (environment.storage or settings.endpoint or settings.access_key):
+    told = environment.storage or any(
+        getattr(environment, name) is not None for name in Environment.model_fields if name.startswith("s3_")
+    )
+    if not (told or any(name.startswith("CORTEXLITE_S3_") and value for name, value in os.environ.items())):
         return ReplicaStorage({}, {}, None)
     scheme = environment.storage.split("://")[0] if environment.storage else "s3"
     env = settings.replica_environment(scheme)

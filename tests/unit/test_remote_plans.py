@@ -59,10 +59,16 @@ def test_replicas_get_the_standard_storage_variables_and_dry_runs_hide_the_secre
 
 
 def test_an_environment_without_storage_settings_gives_replicas_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CORTEXLITE_S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID"):
+    for name in ("CORTEXLITE_S3_ENDPOINT", "CORTEXLITE_S3_ACCESS_KEY", "CORTEXLITE_S3_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
+    # AWS keys in the user's shell are not storage cortexlite was told about.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA-from-the-shell")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "shell-secret")
     plain = Environment(name="local", backend=BackendKind.PROCESS)
     assert replica_storage(plain).env == {}
+    monkeypatch.setenv("CORTEXLITE_S3_ENDPOINT", "http://minio.lan:9000")
+    told = replica_storage(plain).env
+    assert told["AWS_ENDPOINT_URL"] == "http://minio.lan:9000" and told["AWS_ACCESS_KEY_ID"] == "AKIA-from-the-shell"
 
 
 def test_a_remote_engine_needs_storage_and_its_gateway_answers_on_its_host() -> None:
