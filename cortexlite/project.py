@@ -75,6 +75,10 @@ def _check_paths(api: ApiSpec, directory: Path, files: set[PurePosixPath], sourc
     if predictor.python_path is not None:
         _existing(directory, predictor.python_path, f"{where}: python_path", "directory")
     model = predictor.model_path
+    if model is not None and "://" in model and not model.startswith(("s3://", "oss://")):
+        raise SpecError(
+            f"{where}: model_path: expected s3://bucket/path, oss://bucket/path or a project path (got {model})"
+        )
     if model is not None and "://" not in model:
         model_path = _existing(directory, model, f"{where}: model_path", "any")
         if not any(file == model_path or model_path in file.parents for file in files):

@@ -18,7 +18,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -504,18 +504,6 @@ class Storage:
         if exc.code in _MISSING_OBJECT:
             return StorageNotFound(f"{where}: no such object")
         return StorageError(f"{action} at {where} failed: {exc.code}: {exc.message}")
-
-
-def iter_file(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        yield from iter(lambda: handle.read(CHUNK), b"")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    for chunk in iter_file(path):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _metadata(raw: Any) -> dict[str, str]:

@@ -84,6 +84,9 @@ def test_project_errors(tmp_path: Path, spec: str, message: str) -> None:
 def test_remote_model_paths_are_not_checked_here(tmp_path: Path) -> None:
     root = _project(tmp_path / "p", "- name: iris\n  predictor: {model_path: s3://models/iris}\n")
     assert load_project(root).apis[0].predictor.model_path == "s3://models/iris"
+    other = _project(tmp_path / "q", "- name: iris\n  predictor: {model_path: gs://models/iris}\n")
+    with pytest.raises(SpecError, match=r"iris: predictor: model_path: expected s3://bucket/path, oss://bucket/path"):
+        load_project(other)
 
 
 def test_a_directory_without_a_spec_or_a_missing_path(tmp_path: Path) -> None:
