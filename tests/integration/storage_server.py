@@ -128,6 +128,10 @@ class SeaweedServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        # weed makes a unix socket in /tmp per port, and a killed one leaves them behind.
+        for port in (*self.ports.values(), *self.grpc.values()):
+            for socket_file in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                socket_file.unlink(missing_ok=True)
 
 
 def _keys(credentials: Credentials) -> dict[str, str]:

@@ -107,6 +107,11 @@ def second_engine(tmp_path_factory: pytest.TempPathFactory, docker_image_options
         yield engine
     finally:
         engine.stop()
+        # dockerd leaves its default network namespace mounted under the exec root.
+        for mount in Path("/proc/mounts").read_text().splitlines():
+            point = mount.split()[1]
+            if point.startswith(f"{root}/"):
+                subprocess.run(["umount", "-l", point], check=False, capture_output=True, timeout=30)
         shutil.rmtree(root, ignore_errors=True)
 
 
