@@ -16,7 +16,6 @@ Every call here blocks (the Docker SDK); the control plane never calls them from
 
 from __future__ import annotations
 
-import base64
 import secrets
 import threading
 import time
@@ -391,12 +390,8 @@ class DockerBackend(Backend):
             return super().fetch(replica, path)
         # A remote host's replicas are not reachable from here: read them from inside the container.
         port = replica.detail.get("port") or SERVING_PORT
-        try:
-            _, output = self.engine.exec(str(replica.detail["container"]), ["python", "-c", _FETCH, str(port), path])
-        except DockerError:
-            return 0, ""
-        code, _, body = output.strip().rpartition("\n")[2].partition(" ")
-        return (int(code), base64.b64decode(body).decode("utf-8", "replace")) if code.isdigit() else (0, "")
+        code, body = self.engine.get_inside(str(replica.detail["container"]), f"http://127.0.0.1:{port}{path}", 1.0)
+        return (code, body.decode("utf-8", "replace")) if code else (0, "")
 
     def _replica(self, summary: Mapping[str, Any]) -> Replica:
         labels = summary.get("Labels") or {}
@@ -476,19 +471,6 @@ class DockerBackend(Backend):
             if str(value).isdigit():
                 ports.add(int(value))
         return ports
-
-
-_FETCH = (
-    "import base64, sys, urllib.request, urllib.error\n"
-    "try:\n"
-    "    r = urllib.request.urlopen('http://127.0.0.1:%s%s' % (sys.argv[1], sys.argv[2]), timeout=1)\n"
-    "    code, body = r.status, r.read()\n"
-    "except urllib.error.HTTPError as e:\n"
-    "    code, body = e.code, e.read()\n"
-    "except Exception:\n"
-    "    code, body = 0, b''\n"
-    "print(code, base64.b64encode(body).decode())\n"
-)
 
 
 def _quiet(_message: str) -> None:

@@ -9,6 +9,7 @@ cortexlite calls these from an event loop.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import re
@@ -174,6 +175,24 @@ class DockerEngine:
             return int(state.get("ExitCode", -1)), text
         finally:
             self.remove_container(name)
+
+    def get_inside(self, ref: str, url: str, timeout: float) -> tuple[int, bytes]:
+        """GET `url` from inside the running container (its python3, through exec): (status, body).
+
+        For engines on other machines, whose containers' ports are not reachable from here. Status 0:
+        no answer, and the body says why.
+        """
+        try:
+            _, output = self.exec(ref, ["python3", "-c", _GET_INSIDE, url, str(timeout)])
+        except DockerError as exc:
+            return 0, str(exc).encode()
+        code, _, body = output.strip().rpartition("\n")[2].partition(" ")
+        if not code.isdigit():
+            return 0, output.strip()[-300:].encode()
+        try:
+            return int(code), base64.b64decode(body)
+        except ValueError:
+            return 0, output.strip()[-300:].encode()
 
     def log_tail(self, ref: str, lines: int) -> list[str]:
         with self._errors(f"logs of {ref}"):
@@ -367,6 +386,18 @@ def _open_context(context_tar: bytes | Path) -> Iterator[BinaryIO]:
         return
     with context_tar.open("rb") as handle:
         yield handle
+
+
+_GET_INSIDE = (
+    "import base64, sys, urllib.request, urllib.error\n"
+    "try:\n"
+    "    r = urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])); code, body = r.status, r.read()\n"
+    "except urllib.error.HTTPError as e:\n"
+    "    code, body = e.code, e.read()\n"
+    "except Exception as e:\n"
+    "    code, body = 0, str(e).encode()\n"
+    "print(code, base64.b64encode(body).decode())\n"
+)
 
 
 def _guarded(engine: DockerEngine, action: str, stream: Iterator[bytes]) -> Iterator[bytes]:

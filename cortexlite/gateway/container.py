@@ -10,7 +10,6 @@ same code drives a remote engine. `host` networking binds 127.0.0.1 like a Traef
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import tarfile
@@ -126,18 +125,6 @@ def gateway_container_config(plan: GatewayPlan) -> dict[str, Any]:
     return config
 
 
-_FETCH = (
-    "import base64, sys, urllib.request, urllib.error\n"
-    "try:\n"
-    "    r = urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])); code, body = r.status, r.read()\n"
-    "except urllib.error.HTTPError as e:\n"
-    "    code, body = e.code, e.read()\n"
-    "except Exception as e:\n"
-    "    code, body = 0, str(e).encode()\n"
-    "print(code, base64.b64encode(body).decode())\n"
-)
-
-
 class ExecTransport(httpx.BaseTransport):
     """GET requests to 127.0.0.1 made inside a container (through `docker exec`), for engines elsewhere.
 
@@ -152,17 +139,11 @@ class ExecTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = f"http://127.0.0.1:{self.port}{request.url.raw_path.decode()}"
-        try:
-            # The gateway image is the runtime's base: Debian's python3 (or python:3.11-slim's).
-            _, output = self.engine.exec(self.container, ["python3", "-c", _FETCH, url, str(self.timeout)])
-        except DockerError as exc:
-            raise httpx.ConnectError(f"{self.container}: {exc}", request=request) from exc
-        code, _, body = output.strip().rpartition("\n")[2].partition(" ")
-        if not code.isdigit() or code == "0":
-            raise httpx.ConnectError(
-                f"{url} inside {self.container}: {base64.b64decode(body or b'')!r}", request=request
-            )
-        return httpx.Response(int(code), content=base64.b64decode(body), request=request)
+        code, body = self.engine.get_inside(self.container, url, self.timeout)
+        if code == 0:
+            reason = body.decode("utf-8", "replace")
+            raise httpx.ConnectError(f"{url} inside {self.container}: {reason}", request=request)
+        return httpx.Response(code, content=body, request=request)
 
 
 class GatewayContainer:
