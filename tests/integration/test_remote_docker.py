@@ -129,25 +129,36 @@ def remote_env(  # noqa: PLR0917 - pytest passes fixtures by position
     tmp_path: Path, replica_cache: Path, docker_image_options: Path, docker_over_tcp: TcpProxy,
     s3_server: SeaweedServer, s3_proxy: TcpProxy,
 ) -> Iterator[RemoteEnv]:  # fmt: skip
-    from tests.conftest import free_port
 
     s3_server.make_bucket("remote-bundles")
-    port, admin_port = free_port(), free_port()
-    run_id = os.urandom(6).hex()
-    env = RemoteEnv(tmp_path / "home", replica_cache, port, admin_port, name=f"rm{run_id[:6]}", run_id=run_id)
+    options = json.loads(docker_image_options.read_text())
+    env = _remote_env(tmp_path, replica_cache, options, "rm", docker_over_tcp.port, "remote-bundles", s3_proxy.endpoint)
     env.s3_proxy = s3_proxy
-    env.home.mkdir(parents=True)
-    (env.home / "image.json").write_text(docker_image_options.read_text())
-    env.cli(
-        "env", "add", env.name, "--docker-host", f"tcp://127.0.0.1:{docker_over_tcp.port}", "--network", "host",
-        "--gateway-port", str(port), "--gateway-admin-port", str(admin_port),
-        "--storage", "s3://remote-bundles/team", "--s3-endpoint", s3_proxy.endpoint,
-        "--s3-access-key", FULL.access_key, "--s3-secret-key", FULL.secret_key,
-    )  # fmt: skip
     try:
         yield env
     finally:
         close_docker_env(env)
+
+
+def _remote_env(  # noqa: PLR0917 - one call per test, every argument differs
+    tmp_path: Path, replica_cache: Path, image_options: dict[str, object], prefix: str, engine_port: int,
+    bucket: str, s3_endpoint: str,
+) -> RemoteEnv:  # fmt: skip
+    """A home with a docker environment on the engine at tcp://127.0.0.1:`engine_port`, storage in `bucket`."""
+    from tests.conftest import free_port
+
+    port, admin_port = free_port(), free_port()
+    run_id = os.urandom(6).hex()
+    env = RemoteEnv(tmp_path / "home", replica_cache, port, admin_port, name=f"{prefix}{run_id[:6]}", run_id=run_id)
+    env.home.mkdir(parents=True)
+    (env.home / "image.json").write_text(json.dumps(image_options))
+    env.cli(
+        "env", "add", env.name, "--docker-host", f"tcp://127.0.0.1:{engine_port}", "--network", "host",
+        "--gateway-port", str(port), "--gateway-admin-port", str(admin_port),
+        "--storage", f"s3://{bucket}/team", "--s3-endpoint", s3_endpoint,
+        "--s3-access-key", FULL.access_key, "--s3-secret-key", FULL.secret_key,
+    )  # fmt: skip
+    return env
 
 
 def _answer(env: DockerEnv) -> object:
@@ -229,24 +240,12 @@ def test_a_host_with_an_empty_image_store_gets_its_images_built_there(
 ) -> None:  # fmt: skip
     """A second dockerd, reached over TCP: the base image is copied from this machine's engine, the runtime
     and gateway images are built on it, and the project arrives through storage."""
-    from tests.conftest import free_port
-
     s3_server.make_bucket("second-engine")
     proxy = TcpProxy(str(second_engine.socket))
-    port, admin_port = free_port(), free_port()
-    run_id = os.urandom(6).hex()
-    env = RemoteEnv(tmp_path / "home", replica_cache, port, admin_port, name=f"se{run_id[:6]}", run_id=run_id)
-    env.home.mkdir(parents=True)
-    # The second engine has no bridge network: its build steps use the host's (`image build --build-network`).
+    # The second engine's bridge has no NAT: its build steps use the host's network (`image build --build-network`).
     options = json.loads(docker_image_options.read_text()) | {"build_network": "host"}
-    (env.home / "image.json").write_text(json.dumps(options))
+    env = _remote_env(tmp_path, replica_cache, options, "se", proxy.port, "second-engine", s3_server.endpoint)
     try:
-        env.cli(
-            "env", "add", env.name, "--docker-host", f"tcp://127.0.0.1:{proxy.port}", "--network", "host",
-            "--gateway-port", str(port), "--gateway-admin-port", str(admin_port),
-            "--storage", "s3://second-engine/team", "--s3-endpoint", s3_server.endpoint,
-            "--s3-access-key", FULL.access_key, "--s3-secret-key", FULL.secret_key,
-        )  # fmt: skip
         assert not second_engine.docker("images", "-q").stdout.strip(), "the second engine starts empty"
         project = make_api_project(tmp_path / "project")
         up = env.cli("up", str(project), timeout=900)
