@@ -20,7 +20,7 @@ from cortexlite.environments import Environment
 from cortexlite.errors import EnvConfigError
 from cortexlite.files import atomic_write, read_json
 from cortexlite.snapshot import project_files
-from cortexlite_runtime.bundle import Bundle, make_bundle, upload_bundle
+from cortexlite_runtime.bundle import Bundle, bundle_key, make_bundle, upload_bundle
 from cortexlite_runtime.errors import StorageNotFound, StorageUnreachable
 from cortexlite_runtime.storage import Location, Progress, Storage, StorageSettings
 
@@ -109,6 +109,10 @@ class BundleStore:
         made = make_bundle(snapshot, files, target)
         atomic_write(note, json.dumps({"sha256": made.sha256, "size": made.size}))
         return made
+
+    def planned_uri(self, snapshot: Path) -> str:
+        """Where `ship` would put the snapshot's bundle, without reaching the store (`--dry-run`, `--plan`)."""
+        return self.location.child(bundle_key("", self.bundle(snapshot).sha256)).url
 
     def ship(self, snapshot: Path, log: Log) -> Shipped:
         """Make sure the store holds the snapshot's bundle; where it is."""

@@ -13,10 +13,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cortexlite.backends.base import ReplicaStatus
-from cortexlite.errors import ComputeUnavailable, CortexliteError, RolloutError
+from cortexlite.errors import ComputeUnavailable, CortexliteError, EnvConfigError, RolloutError
 from cortexlite.files import Lock
 from cortexlite.processes import identify, spawn
 from cortexlite.project import Project, load_project
@@ -29,6 +29,9 @@ from cortexlite.updater import ReplicaFailure, Report
 from cortexlite.workspace import Workspace
 from cortexlite_runtime.spec import ApiSpec
 
+if TYPE_CHECKING:
+    from cortexlite.nomad.cluster import Cluster
+
 __all__ = ["DeployOptions", "DeployResult", "deploy", "refresh", "run_marker"]
 
 Action = Literal["created", "updated", "up-to-date"]
@@ -40,6 +43,7 @@ class DeployOptions:
     wait: bool = True
     dry_run: bool = False
     ready_timeout: float | None = None
+    plan: bool = False  # Nomad: show the scheduler's plan, register nothing
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,18 @@ class DeployResult:
 
 
 def deploy(
-    ws: Workspace, path: Path, options: DeployOptions, report: Report, detail: Report | None = None
+    ws: Workspace | Cluster, path: Path, options: DeployOptions, report: Report, detail: Report | None = None
 ) -> list[DeployResult]:
     """Deploy every API of the project at `path`; `detail` gets transient progress (pip's output)."""
+    if not isinstance(ws, Workspace):
+        from cortexlite.nomad import rollout
+
+        return rollout.deploy(ws, path, options, report, detail)
+    if options.plan:
+        raise EnvConfigError(
+            f"--plan shows Nomad's scheduling plan; environment {ws.environment.name} is a "
+            f"{ws.environment.backend.value} environment: use --dry-run to see what would run"
+        )
     project = load_project(path)
     for notice in project.notices:
         report(f"notice: {notice}")
@@ -72,8 +85,12 @@ def deploy(
     ]
 
 
-def refresh(ws: Workspace, name: str, options: DeployOptions, report: Report) -> DeployResult:
+def refresh(ws: Workspace | Cluster, name: str, options: DeployOptions, report: Report) -> DeployResult:
     """Replace every replica of `name` with a new one of the same release, rolling like a deploy."""
+    if not isinstance(ws, Workspace):
+        from cortexlite.nomad import rollout
+
+        return rollout.refresh(ws, name, options, report)
     ws.require_api(name)
     _ensure_gateway(ws, report)
     lock = acquire(ws, name, report, force=options.force)

@@ -45,7 +45,14 @@ __all__ = [
 LOCAL = "local"
 DEFAULT_GATEWAY_PORT = 8888
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_REGISTRY = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9.-]*(:[0-9]{1,5})?(/[a-z0-9._/-]+)?/?$")
 _STORAGE = re.compile(r"^(s3|oss)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+
+
+_NOMAD_FIELDS = (
+    "nomad_addr", "nomad_token", "nomad_namespace", "nomad_region", "nomad_datacenters", "nomad_ca_cert",
+    "registry", "cpu_mhz_per_core",
+)  # fmt: skip
 
 
 class BackendKind(StrEnum):
@@ -83,6 +90,16 @@ class Environment(BaseModel):
     s3_secure: bool | None = None
     s3_ca_bundle: str | None = None
     s3_replica_endpoint: str | None = None
+    # Nomad (see cortexlite.nomad.settings): unset fields fall back to NOMAD_ADDR, NOMAD_TOKEN,
+    # NOMAD_NAMESPACE, NOMAD_REGION and NOMAD_CACERT in the environment of the command.
+    nomad_token: str | None = Field(default=None, repr=False)
+    nomad_namespace: str | None = None
+    nomad_region: str | None = None
+    nomad_datacenters: tuple[str, ...] | None = None
+    nomad_ca_cert: str | None = None
+    # Where Nomad clients pull images from (host[:port][/path]); None: the images must already be on them.
+    registry: str | None = None
+    cpu_mhz_per_core: int | None = Field(default=None, ge=100, le=100_000, description="None: 2000")
 
     @field_validator("docker_host")
     @classmethod
@@ -98,6 +115,13 @@ class Environment(BaseModel):
             raise ValueError(f"expected an http:// or https:// address such as http://nomad:4646 (got {value!r})")
         return value.rstrip("/") if value else value
 
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str | None) -> str | None:
+        if value is not None and not _REGISTRY.match(value):
+            raise ValueError(f"expected a registry as host[:port][/path], e.g. registry.local:5000 (got {value!r})")
+        return value.rstrip("/") if value else value
+
     @field_validator("storage")
     @classmethod
     def _storage_url(cls, value: str | None) -> str | None:
@@ -109,10 +133,10 @@ class Environment(BaseModel):
     def _consistent(self) -> Environment:
         if self.backend is not BackendKind.DOCKER and (self.docker_host or self.network):
             raise ValueError(f"docker_host and network apply to the docker backend, not {self.backend.value}")
-        if self.backend is not BackendKind.NOMAD and self.nomad_addr:
-            raise ValueError(f"nomad_addr applies to the nomad backend, not {self.backend.value}")
-        if self.backend is BackendKind.NOMAD and not self.nomad_addr:
-            raise ValueError("a nomad environment needs nomad_addr")
+        if self.backend is not BackendKind.NOMAD:
+            nomad = [name for name in _NOMAD_FIELDS if getattr(self, name) is not None]
+            if nomad:
+                raise ValueError(f"{', '.join(nomad)} apply to the nomad backend, not {self.backend.value}")
         if self.admin_port == self.gateway_port:
             raise ValueError(f"gateway_admin_port must differ from gateway_port ({self.gateway_port})")
         return self
@@ -140,6 +164,10 @@ class Environment(BaseModel):
             return self.gateway_host
         if self.remote_docker:
             return urlsplit(str(self.docker_host)).hostname or "127.0.0.1"
+        if self.backend is BackendKind.NOMAD:
+            # Traefik runs on the Nomad clients; with the agent's address as a default, `nomad agent -dev` works.
+            address = self.nomad_addr or os.environ.get("NOMAD_ADDR", "")
+            return urlsplit(address).hostname or "127.0.0.1"
         return "127.0.0.1"
 
     @property
@@ -161,12 +189,14 @@ class Environment(BaseModel):
     def public(self) -> dict[str, Any]:
         """The definition as shown to users: the secret key as a reference, never its value."""
         data = self.model_dump(mode="json", exclude_none=True)
-        if "s3_secret_key" in data:
-            data["s3_secret_key"] = "<secret:s3_secret_key>"
+        for secret in ("s3_secret_key", "nomad_token"):
+            if secret in data:
+                data[secret] = f"<secret:{secret}>"
         return data
 
     def describe(self) -> str:
-        where = self.docker_host or self.nomad_addr or "this machine"
+        where = self.docker_host or self.nomad_addr or ("NOMAD_ADDR" if self.backend is BackendKind.NOMAD else "")
+        where = where or "this machine"
         return f"{self.backend.value} on {where}, gateway {self.gateway_address}:{self.gateway_port}"
 
 
@@ -184,6 +214,7 @@ class EnvironmentRequest:
     network: Network | None = None
     gateway_host: str | None = None
     s3: dict[str, Any] = field(default_factory=dict)  # s3_* fields, without the prefix
+    nomad: dict[str, Any] = field(default_factory=dict)  # nomad_* fields without the prefix, registry, cpu_mhz_per_core
 
 
 def build_environment(request: EnvironmentRequest) -> Environment:
@@ -194,10 +225,16 @@ def build_environment(request: EnvironmentRequest) -> Environment:
         )
     if request.docker_host and request.nomad_addr:
         raise EnvConfigError("--docker-host and --nomad-addr conflict: an environment has one backend")
-    inferred = BackendKind.DOCKER if request.docker_host else BackendKind.NOMAD if request.nomad_addr else None
+    nomad = request.nomad_addr or any(value is not None for value in request.nomad.values())
+    inferred = BackendKind.DOCKER if request.docker_host else BackendKind.NOMAD if nomad else None
     if request.backend is not None and inferred is not None and request.backend is not inferred:
-        flag = "--docker-host" if request.docker_host else "--nomad-addr"
-        raise EnvConfigError(f"--backend {request.backend.value} conflicts with {flag} (which means {inferred.value})")
+        given = ["--" + ("nomad-token" if key == "token" else key.replace("_", "-"))
+                 for key, value in request.nomad.items() if value is not None]  # fmt: skip
+        flag = "--docker-host" if request.docker_host else "--nomad-addr" if request.nomad_addr else ", ".join(given)
+        raise EnvConfigError(
+            f"environment {request.name}: --backend {request.backend.value} conflicts with {flag} "
+            f"(which mean {inferred.value})"
+        )
     backend = request.backend or inferred or BackendKind.PROCESS
     values: dict[str, Any] = {
         "name": request.name,
@@ -209,6 +246,7 @@ def build_environment(request: EnvironmentRequest) -> Environment:
         "network": request.network or (Network.BRIDGE if backend is BackendKind.DOCKER else None),
         "gateway_host": request.gateway_host,
         **{f"s3_{key}": value for key, value in request.s3.items() if value is not None},
+        **{_nomad_field(key): value for key, value in request.nomad.items() if value is not None},
     }
     if request.gateway_port is not None:
         values["gateway_port"] = request.gateway_port
@@ -221,7 +259,26 @@ def build_environment(request: EnvironmentRequest) -> Environment:
             f"environment {request.name}: a remote Docker engine ({environment.docker_host}) receives projects "
             "through storage: add --storage s3://bucket/prefix (MinIO, OSS or any S3-compatible store)"
         )
+    if environment.backend is BackendKind.NOMAD:
+        _check_nomad(environment)
     return environment
+
+
+def _nomad_field(key: str) -> str:
+    return key if key in ("registry", "cpu_mhz_per_core") else f"nomad_{key}"
+
+
+def _check_nomad(environment: Environment) -> None:
+    if not environment.nomad_addr and not os.environ.get("NOMAD_ADDR"):
+        raise EnvConfigError(
+            f"environment {environment.name}: a nomad environment needs --nomad-addr (or NOMAD_ADDR), "
+            "e.g. http://nomad.service:4646"
+        )
+    if not environment.storage:
+        raise EnvConfigError(
+            f"environment {environment.name}: Nomad clients receive projects through storage: add "
+            "--storage s3://bucket/prefix (MinIO, OSS or any S3-compatible store the clients reach)"
+        )
 
 
 class _ConfigModel(BaseModel):
@@ -334,6 +391,13 @@ def resolve_environment(
     return local, f"environment local: using {why}; recorded in {config.path} (`cortexlite env add` changes it)"
 
 
+# Fields whose `env add` flag has another name.
+_FLAG_NAMES = {
+    "nomad-namespace": "namespace", "nomad-region": "region", "nomad-datacenters": "datacenters",
+    "nomad-ca-cert": "ca-cert",
+}  # fmt: skip
+
+
 def _plain_errors(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False):
@@ -346,7 +410,8 @@ def _plain_errors(exc: ValidationError) -> str:
 def _flag_errors(exc: ValidationError, name: str) -> str:
     parts = []
     for error in exc.errors(include_url=False):
-        field = "--" + "-".join(str(part) for part in error["loc"]).replace("_", "-") if error["loc"] else ""
+        flag = "-".join(str(part) for part in error["loc"]).replace("_", "-")
+        field = "--" + _FLAG_NAMES.get(flag, flag) if error["loc"] else ""
         message = str(error.get("ctx", {}).get("error", error["msg"]))
         parts.append(f"{field}: {message}" if field else message)
     return f"environment {name}: " + "; ".join(parts)

@@ -12,7 +12,13 @@
     ├── GatewayError                              the gateway could not start or did not apply a change
     ├── BusyError                                 another command is updating the API
     ├── NotFoundError                             no such API in the environment
-    └── RolloutError                              new replicas never became ready; the old version serves
+    ├── RolloutError                              new replicas never became ready; the old version serves
+    ├── RegistryError                             an image could not be pushed to a registry
+    └── NomadError                                the Nomad API refused a request or did not answer
+        ├── NomadUnreachable                      no answer (connection, TLS, timeout)
+        ├── NomadAuthError                        403: the ACL token is missing, unknown or lacks a capability
+        ├── NomadNotFound                         404: no such job, allocation or variable
+        └── NomadInvalid                          400/500 on a job, or validation errors: the job is wrong
 
 The CLI turns any `CortexliteError` into a one-paragraph message and exit code 1.
 """
@@ -31,7 +37,13 @@ __all__ = [
     "EnvConfigError",
     "GatewayError",
     "ImageBuildError",
+    "NomadAuthError",
+    "NomadError",
+    "NomadInvalid",
+    "NomadNotFound",
+    "NomadUnreachable",
     "NotFoundError",
+    "RegistryError",
     "RolloutError",
     "SnapshotError",
     "SpecError",
@@ -81,3 +93,31 @@ class NotFoundError(CortexliteError):
 
 class RolloutError(CortexliteError):
     """An update failed: its new replicas were removed and the previous version keeps serving."""
+
+
+class RegistryError(CortexliteError):
+    """Pushing an image to a registry failed; the registry's explanation is kept."""
+
+
+class NomadError(CortexliteError):
+    """The Nomad API answered with an error or did not answer; the message names the agent and keeps its text."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NomadUnreachable(NomadError):
+    """Nomad did not answer: connection refused, DNS, TLS or a timeout."""
+
+
+class NomadAuthError(NomadError):
+    """403 from Nomad: the ACL token is missing, unknown, expired or lacks a capability."""
+
+
+class NomadNotFound(NomadError):
+    """404 from Nomad: no such job, allocation, deployment or variable."""
+
+
+class NomadInvalid(NomadError):
+    """Nomad refused a job (400 decode errors, 500 validation errors, or validate's ValidationErrors)."""

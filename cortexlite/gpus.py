@@ -24,6 +24,7 @@ from cortexlite.ports import RESERVATION_S
 from cortexlite.processes import ProcessRef
 from cortexlite.settings import Settings
 from cortexlite_runtime.gpu import Gpu, GpuMonitor
+from cortexlite_runtime.sections import ComputeSpec
 
 __all__ = [
     "Gpu",
@@ -34,7 +35,9 @@ __all__ = [
     "holders",
     "inventory",
     "process_holders",
+    "qualifies",
     "remote_inventory",
+    "requirement",
     "shortfall",
 ]
 
@@ -92,33 +95,60 @@ def inventory(fake: str | None) -> list[Gpu]:
         monitor.close()
 
 
-def allocate(inventory: Sequence[Gpu], held: Mapping[str, str], count: int, who: str) -> list[Gpu]:
-    """`count` GPUs of `inventory` that are not in `held` (uuid -> holder), lowest index first.
+def allocate(
+    inventory: Sequence[Gpu], held: Mapping[str, str], count: int, who: str, *, compute: ComputeSpec | None = None
+) -> list[Gpu]:
+    """`count` GPUs of `inventory` that are not in `held` (uuid -> holder), lowest index first; with `compute`,
+    only GPUs with its `gpu_mem` and `gpu_model` qualify.
 
     Raises `ComputeUnavailable`, saying what `who` asked for and what holds the rest, when too few are free.
     """
     if count == 0:
         return []
-    by_index = sorted(inventory, key=lambda gpu: gpu.index)
+    every = sorted(inventory, key=lambda gpu: gpu.index)
+    by_index = [gpu for gpu in every if compute is None or qualifies(gpu, compute)]
     free = [gpu for gpu in by_index if gpu.uuid not in held]
     if len(free) >= count:
         return free[:count]
     if not inventory:
         raise ComputeUnavailable(f"{who} needs {count} GPU(s) but this machine has none (NVML found no GPUs)")
+    kind = f" {requirement(compute)}" if compute is not None and requirement(compute) else ""
+    if len(by_index) < len(every) and len(by_index) < count:
+        raise ComputeUnavailable(f"{who} needs {count} GPU(s){kind}; {len(by_index)} of {len(every)} qualify")
     taken = [f"GPU {gpu.index} held by {held[gpu.uuid]}" for gpu in by_index if gpu.uuid in held]
     if not taken:
-        raise ComputeUnavailable(f"{who} needs {count} GPU(s) but this machine has {len(inventory)}")
-    raise ComputeUnavailable(f"{who} needs {count} GPU(s); {len(free)} of {len(inventory)} free ({', '.join(taken)})")
+        raise ComputeUnavailable(f"{who} needs {count} GPU(s){kind} but this machine has {len(by_index)}")
+    raise ComputeUnavailable(
+        f"{who} needs {count} GPU(s){kind}; {len(free)} of {len(by_index)} free ({', '.join(taken)})"
+    )
+
+
+def qualifies(gpu: Gpu, compute: ComputeSpec) -> bool:
+    """Whether `gpu` has the memory and the model `compute` asks for (the model as case-insensitive text)."""
+    if compute.gpu_mem is not None and gpu.memory_total_bytes < compute.gpu_mem:
+        return False
+    return compute.gpu_model is None or compute.gpu_model.lower() in gpu.name.lower()
+
+
+def requirement(compute: ComputeSpec) -> str:
+    """`compute`'s GPU filters in words ("" when there are none)."""
+    parts = []
+    if compute.gpu_mem is not None:
+        parts.append(f"with at least {compute.gpu_mem / 2**30:g} GiB")
+    if compute.gpu_model is not None:
+        parts.append(f"of model {compute.gpu_model!r}")
+    return " ".join(parts)
 
 
 def shortfall(
-    inventory: Sequence[Gpu], held: Mapping[str, str], per_replica: int, missing: int, who: str
-) -> str | None:
+    inventory: Sequence[Gpu], held: Mapping[str, str], per_replica: int, missing: int, who: str,
+    *, compute: ComputeSpec | None = None,
+) -> str | None:  # fmt: skip
     """Why `missing` more replicas of `per_replica` GPUs each could not start now; None when they could."""
     if per_replica * missing <= 0:
         return None
     try:
-        allocate(inventory, held, per_replica * missing, who)
+        allocate(inventory, held, per_replica * missing, who, compute=compute)
     except ComputeUnavailable as exc:
         return str(exc)
     return None

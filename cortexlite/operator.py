@@ -34,7 +34,18 @@ from cortexlite.state import ApiRecord
 from cortexlite.updater import Updater
 from cortexlite.workspace import Workspace
 
-__all__ = ["DECISION_INTERVAL_S", "Operator", "ScalingEvent", "last_event", "parse_in_flight"]
+__all__ = [
+    "DECISION_INTERVAL_S",
+    "Operator",
+    "ScalingEvent",
+    "Watch",
+    "event_line",
+    "last_event",
+    "load_scaler_state",
+    "parse_in_flight",
+    "run_loop",
+    "save_scaler_state",
+]
 
 DECISION_INTERVAL_S = 10.0
 SAMPLE_INTERVAL_S = 1.0
@@ -54,7 +65,7 @@ class ScalingEvent:
 
 
 @dataclass
-class _Watch:
+class Watch:
     """What the operator remembers of one API between ticks (in memory)."""
 
     samples: deque[Sample] = field(default_factory=lambda: deque(maxlen=4000))
@@ -75,6 +86,18 @@ def parse_in_flight(text: str) -> float | None:
     return total if seen else None
 
 
+def run_loop(tick: Callable[..., None], decision_interval: float, stop: Callable[[], bool]) -> None:
+    """`tick(decide_now=...)` every second until `stop()`; `decide_now` every `decision_interval` seconds."""
+    next_decision = time.time() + decision_interval
+    while not stop():
+        started = time.monotonic()
+        due = time.time() >= next_decision
+        tick(decide_now=due)
+        if due:
+            next_decision += decision_interval * max(1, int((time.time() - next_decision) // decision_interval) + 1)
+        time.sleep(max(0.0, SAMPLE_INTERVAL_S - (time.monotonic() - started)))
+
+
 def last_event(api_dir: Path) -> ScalingEvent | None:
     """The API's last autoscaling event, as the operator recorded it."""
     data = read_json(api_dir / _STATE_FILE)
@@ -92,7 +115,7 @@ class Operator:
         self.ws = ws
         self.log = log
         self.decision_interval = decision_interval
-        self._watches: dict[str, _Watch] = {}
+        self._watches: dict[str, Watch] = {}
         self._http = httpx.Client(timeout=1.0, trust_env=False)
 
     def close(self) -> None:
@@ -102,16 +125,7 @@ class Operator:
         self.log(
             f"operator of environment {self.ws.environment.name} started (decisions every {self.decision_interval:g}s)"
         )
-        next_decision = time.time() + self.decision_interval
-        while not stop():
-            started = time.monotonic()
-            due = time.time() >= next_decision
-            self.tick(decide_now=due)
-            if due:
-                next_decision += self.decision_interval * max(
-                    1, int((time.time() - next_decision) // self.decision_interval) + 1
-                )
-            time.sleep(max(0.0, SAMPLE_INTERVAL_S - (time.monotonic() - started)))
+        run_loop(self.tick, self.decision_interval, stop)
 
     def tick(self, *, decide_now: bool) -> None:
         """One second's work: the gateway, then each API's samples, healing and (when due) scaling."""
@@ -131,7 +145,7 @@ class Operator:
         record = self.ws.state.api(name)
         if record is None or self.ws.state.marker(name) is not None:
             return  # being created, updated, or rolled back: the CLI's
-        watch = self._watches.setdefault(name, _Watch())
+        watch = self._watches.setdefault(name, Watch())
         replicas = self.ws.backend.replicas(name)
         with ThreadPoolExecutor(max_workers=8) as pool:
             probes = list(pool.map(self.ws.backend.probe, replicas))
@@ -150,7 +164,7 @@ class Operator:
         elif decide_now:
             self._autoscale(record, watch)
 
-    def _sample(self, watch: _Watch, ready: list[Replica]) -> None:
+    def _sample(self, watch: Watch, ready: list[Replica]) -> None:
         def scrape(replica: Replica) -> float | None:
             code, text = self.ws.backend.fetch(replica, "/metrics")
             return parse_in_flight(text) if code == 200 else None
@@ -176,12 +190,12 @@ class Operator:
         finally:
             lock.release()
 
-    def _heal(self, record: ApiRecord, gone: list[tuple[Replica, str | None]], missing: int, watch: _Watch) -> None:
+    def _heal(self, record: ApiRecord, gone: list[tuple[Replica, str | None]], missing: int, watch: Watch) -> None:
         with self._holding(record.name) as current:
             if current is not None:
                 self._replace(current, gone, missing, watch)
 
-    def _replace(self, current: ApiRecord, gone: list[tuple[Replica, str | None]], missing: int, watch: _Watch) -> None:
+    def _replace(self, current: ApiRecord, gone: list[tuple[Replica, str | None]], missing: int, watch: Watch) -> None:
         try:
             for replica, reason in gone:
                 self.log(f"healing: {current.name} replica {replica.id} {reason or 'is gone'}; starting a replacement")
@@ -198,20 +212,22 @@ class Operator:
             watch.retry_at = time.time() + delay
             self.log(f"healing: {current.name}: {exc}; trying again in {delay:g}s")
 
-    def _autoscale(self, record: ApiRecord, watch: _Watch) -> None:
+    def _autoscale(self, record: ApiRecord, watch: Watch) -> None:
         with self._holding(record.name) as current:
             if current is not None:
                 self._scale(current, watch)
 
-    def _scale(self, current: ApiRecord, watch: _Watch) -> None:
+    def _scale(self, current: ApiRecord, watch: Watch) -> None:
         try:
             api_dir = self.ws.state.api_dir(current.name)
             now = time.time()
-            decision = decide(policy_for(current.release().api), watch.samples, current.requested, _load(api_dir), now)
-            _save(api_dir, decision, current.requested, now)
+            decision = decide(
+                policy_for(current.release().api), watch.samples, current.requested, load_scaler_state(api_dir), now
+            )
+            save_scaler_state(api_dir, decision, current.requested, now)
             if decision.replicas == current.requested:
                 return
-            self.log(_event_line(current.name, current.requested, decision))
+            self.log(event_line(current.name, current.requested, decision))
             self._roll(current, decision.replicas)
             self.ws.state.save_api(current.model_copy(update={"requested": decision.replicas}))
         except CortexliteError as exc:
@@ -236,12 +252,12 @@ class Operator:
         self.log(f"healing: the gateway is back ({what})")
 
 
-def _event_line(name: str, before: int, decision: Decision) -> str:
+def event_line(name: str, before: int, decision: Decision) -> str:
     inputs = ", ".join(f"{key} {value:g}" for key, value in decision.inputs.items())
     return f"autoscaling event: {name} {before} -> {decision.replicas} ({decision.reason}; {inputs})"
 
 
-def _load(api_dir: Path) -> ScalerState:
+def load_scaler_state(api_dir: Path) -> ScalerState:
     data = read_json(api_dir / _STATE_FILE)
     if not isinstance(data, dict):
         return ScalerState()
@@ -250,7 +266,7 @@ def _load(api_dir: Path) -> ScalerState:
     return ScalerState(float(started) if started is not None else None, recommendations)
 
 
-def _save(api_dir: Path, decision: Decision, before: int, now: float) -> None:
+def save_scaler_state(api_dir: Path, decision: Decision, before: int, now: float) -> None:
     previous = read_json(api_dir / _STATE_FILE)
     event: Any = previous.get("last_event") if isinstance(previous, dict) else None
     if decision.replicas != before:

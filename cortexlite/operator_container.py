@@ -30,7 +30,13 @@ from cortexlite.image import ImageOptions, build_runtime_image, packaged_file, t
 from cortexlite.runtime_wheel import file_digest
 from cortexlite.settings import Settings
 
-__all__ = ["OPERATOR_REPOSITORY", "OperatorContainer", "OperatorPlan", "operator_container_config"]
+__all__ = [
+    "OPERATOR_REPOSITORY",
+    "OperatorContainer",
+    "OperatorPlan",
+    "ensure_operator_image",
+    "operator_container_config",
+]
 
 OPERATOR_REPOSITORY = "cortexlite/operator"
 # In the runtime image already, or not needed by an operator (it heals a gateway container, never builds one).
@@ -158,37 +164,42 @@ class OperatorContainer:
         return bool(found.get("State", {}).get("Running"))
 
     def _image(self, log: Log) -> str:
-        runtime = build_runtime_image(self.options, log, self.engine)
-        package = Path(cortexlite.__file__).resolve().parent
-        files = sorted(path for path in package.rglob("*") if path.is_file() and "__pycache__" not in path.parts)
-        requirements = "".join(f"{line}\n" for line in operator_requirements()).encode()
-        args = {"RUNTIME_IMAGE": runtime.tag, "CORTEXLITE_WHEELHOUSE": "1" if self.options.wheelhouse else "0"}
-        if self.options.pip_index_url:
-            args["PIP_INDEX_URL"] = self.options.pip_index_url
-        wheels = sorted(self.options.wheelhouse.iterdir()) if self.options.wheelhouse is not None else []
-        with packaged_file("operator.Dockerfile") as dockerfile:
-            sha = hashlib.sha256(f"{_RECIPE}\n{file_digest(dockerfile)}\n{requirements.decode()}\n".encode())
-            for name in sorted(args):
-                sha.update(f"arg {name}={args[name]}\n".encode())
-            for path in files:
-                sha.update(f"{path.relative_to(package)} {file_digest(path)}\n".encode())
-            for path in wheels:
-                sha.update(f"wheel {path.name} {file_digest(path)}\n".encode())
-            tag = f"{OPERATOR_REPOSITORY}:{sha.hexdigest()[:12]}"
-            if self.engine.image_id(tag) is not None:
-                return tag
-            log(f"building {tag} (the control plane) FROM {runtime.tag}")
-            layout: dict[str, Path | bytes] = {"Dockerfile": dockerfile, "operator/requirements.txt": requirements}
-            layout |= {f"operator/wheelhouse/{path.name}": path for path in wheels}
-            layout |= {f"cortexlite/{path.relative_to(package)}": path for path in files}
-            with tempfile.TemporaryDirectory(prefix="cortexlite-operator-") as scratch:
-                context = Path(scratch) / "context.tar"
-                tar_context(layout, context)
-                self.engine.build(
-                    context, tag, args, labels={"cortexlite.image": "operator"}, on_log=log,
-                    network=self.options.build_network,
-                )  # fmt: skip
-        return tag
+        return ensure_operator_image(self.engine, self.options, log)
+
+
+def ensure_operator_image(engine: DockerEngine, options: ImageOptions, log: Log) -> str:
+    """The operator image's tag (the runtime image plus the control plane), built when the engine lacks it."""
+    runtime = build_runtime_image(options, log, engine)
+    package = Path(cortexlite.__file__).resolve().parent
+    files = sorted(path for path in package.rglob("*") if path.is_file() and "__pycache__" not in path.parts)
+    requirements = "".join(f"{line}\n" for line in operator_requirements()).encode()
+    args = {"RUNTIME_IMAGE": runtime.tag, "CORTEXLITE_WHEELHOUSE": "1" if options.wheelhouse else "0"}
+    if options.pip_index_url:
+        args["PIP_INDEX_URL"] = options.pip_index_url
+    wheels = sorted(options.wheelhouse.iterdir()) if options.wheelhouse is not None else []
+    with packaged_file("operator.Dockerfile") as dockerfile:
+        sha = hashlib.sha256(f"{_RECIPE}\n{file_digest(dockerfile)}\n{requirements.decode()}\n".encode())
+        for name in sorted(args):
+            sha.update(f"arg {name}={args[name]}\n".encode())
+        for path in files:
+            sha.update(f"{path.relative_to(package)} {file_digest(path)}\n".encode())
+        for path in wheels:
+            sha.update(f"wheel {path.name} {file_digest(path)}\n".encode())
+        tag = f"{OPERATOR_REPOSITORY}:{sha.hexdigest()[:12]}"
+        if engine.image_id(tag) is not None:
+            return tag
+        log(f"building {tag} (the control plane) FROM {runtime.tag}")
+        layout: dict[str, Path | bytes] = {"Dockerfile": dockerfile, "operator/requirements.txt": requirements}
+        layout |= {f"operator/wheelhouse/{path.name}": path for path in wheels}
+        layout |= {f"cortexlite/{path.relative_to(package)}": path for path in files}
+        with tempfile.TemporaryDirectory(prefix="cortexlite-operator-") as scratch:
+            context = Path(scratch) / "context.tar"
+            tar_context(layout, context)
+            engine.build(
+                context, tag, args, labels={"cortexlite.image": "operator"}, on_log=log,
+                network=options.build_network,
+            )  # fmt: skip
+    return tag
 
 
 def _socket(address: str) -> str:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
 from cortexlite.errors import CortexliteError, GatewayError
 from cortexlite.workspace import Workspace
+
+if TYPE_CHECKING:
+    from cortexlite.nomad.cluster import Cluster
 
 __all__ = ["Prediction", "predict"]
 
@@ -24,12 +28,9 @@ class Prediction:
         return 200 <= self.status < 300
 
 
-def predict(ws: Workspace, name: str, payload: bytes, timeout: float = 60.0) -> Prediction:
+def predict(ws: Workspace | Cluster, name: str, payload: bytes, timeout: float = 60.0) -> Prediction:
     """POST `payload` to the API's endpoint on the gateway: JSON when it parses as JSON, else bytes."""
-    record = ws.state.api(name)
-    if record is None:
-        raise ws.unknown_api(name)
-    url = f"{ws.gateway_url}{record.endpoint}"
+    url = f"{ws.gateway_url}{_endpoint(ws, name)}"
     try:
         json.loads(payload)
         content_type = "application/json"
@@ -43,3 +44,13 @@ def predict(ws: Workspace, name: str, payload: bytes, timeout: float = 60.0) -> 
     except httpx.HTTPError as exc:
         raise GatewayError(f"{name}: the gateway at {url} did not answer ({exc}); `cortexlite up` starts it") from exc
     return Prediction(answer.status_code, answer.headers.get("content-type", ""), answer.content)
+
+
+def _endpoint(ws: Workspace | Cluster, name: str) -> str:
+    if not isinstance(ws, Workspace):
+        meta = ws.require_api(name).get("Meta") or {}
+        return str(meta.get("cortexlite.endpoint") or f"/{name}")
+    record = ws.state.api(name)
+    if record is None:
+        raise ws.unknown_api(name)
+    return record.endpoint

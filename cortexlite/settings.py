@@ -9,10 +9,12 @@ from pathlib import Path
 
 from cortexlite.errors import ConfigError
 
-__all__ = ["DEFAULT_PORT_RANGE", "Settings"]
+__all__ = ["DEFAULT_PORT_RANGE", "IMAGE_OPTIONS_FILE", "Settings"]
 
 # Below Linux's ephemeral range (32768-60999), so outgoing connections never hold a replica's port.
 DEFAULT_PORT_RANGE = (30000, 30999)
+# Under CORTEXLITE_HOME: the options `image build` recorded, which deploys build missing images with.
+IMAGE_OPTIONS_FILE = "image.json"
 
 
 @dataclass(frozen=True)

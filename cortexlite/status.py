@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cortexlite.backends.base import Probe, Replica, ReplicaStatus
 from cortexlite.errors import BusyError, GatewayError
@@ -20,6 +20,9 @@ from cortexlite.recovery import acquire
 from cortexlite.state import ApiRecord
 from cortexlite.updater import Report
 from cortexlite.workspace import Workspace
+
+if TYPE_CHECKING:
+    from cortexlite.nomad.cluster import Cluster
 
 __all__ = ["ApiView", "ReplicaView", "get"]
 
@@ -58,8 +61,12 @@ class ApiView:
         return asdict(self)
 
 
-def get(ws: Workspace, name: str | None, report: Report) -> list[ApiView]:
+def get(ws: Workspace | Cluster, name: str | None, report: Report) -> list[ApiView]:
     """Every API of the environment (or just `name`), repairing interrupted updates on the way."""
+    if not isinstance(ws, Workspace):
+        from cortexlite.nomad.status import cluster_views
+
+        return cluster_views(ws, name)
     if name is not None:
         ws.require_api(name)
     names = [name] if name is not None else ws.state.names()

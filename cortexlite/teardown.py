@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cortexlite.recovery import acquire, updater_for
 from cortexlite.updater import Report
 from cortexlite.workspace import Workspace
 
+if TYPE_CHECKING:
+    from cortexlite.nomad.cluster import Cluster
+
 __all__ = ["delete", "down"]
 
 
-def delete(ws: Workspace, name: str, report: Report, *, force: bool = False) -> None:
+def delete(ws: Workspace | Cluster, name: str, report: Report, *, force: bool = False) -> None:
     """Remove API `name`: out of the gateway (confirmed), replicas drained and stopped, state forgotten."""
+    if not isinstance(ws, Workspace):
+        from cortexlite.nomad import rollout
+
+        rollout.delete(ws, name, report)
+        return
     ws.require_api(name)
     if not ws.gateway.running():
         # Routing can only be confirmed by a running gateway; replicas are stopped either way.
@@ -24,8 +34,12 @@ def delete(ws: Workspace, name: str, report: Report, *, force: bool = False) -> 
         lock.release()
 
 
-def down(ws: Workspace, report: Report, *, force: bool = False) -> list[str]:
+def down(ws: Workspace | Cluster, report: Report, *, force: bool = False) -> list[str]:
     """Delete every API of the environment and stop its gateway; return the deleted APIs."""
+    if not isinstance(ws, Workspace):
+        from cortexlite.nomad import rollout
+
+        return rollout.down(ws, report)
     if ws.operator.stop():
         report("operator stopped")
     names = ws.state.names()

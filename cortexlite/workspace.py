@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from cortexlite.backends.base import Backend
 from cortexlite.environments import BackendKind, ConfigFile, Environment, resolve_environment
@@ -14,12 +15,13 @@ from cortexlite.gateway.base import Gateway, OperatorRunner
 from cortexlite.gateway.client import TraefikClient
 from cortexlite.gateway.process import GatewayProcess
 from cortexlite.operator_process import OperatorProcess
-from cortexlite.settings import Settings
+from cortexlite.settings import IMAGE_OPTIONS_FILE, Settings
 from cortexlite.state import EnvState
 
-__all__ = ["Workspace"]
+if TYPE_CHECKING:
+    from cortexlite.nomad.cluster import Cluster
 
-IMAGE_OPTIONS_FILE = "image.json"
+__all__ = ["IMAGE_OPTIONS_FILE", "Workspace", "open_target"]
 
 
 @dataclass(frozen=True)
@@ -106,10 +108,13 @@ class Workspace:
         environment, notice = resolve_environment(config, env or settings.env, _docker_reachable)
         if environment.backend not in _STACKS:
             raise EnvConfigError(
-                f"environment {environment.name} uses the {environment.backend.value} backend, which this version of "
-                "cortexlite does not have yet (process and docker environments can deploy); "
-                f"use another environment with -e, or `cortexlite env use local`"
+                f"environment {environment.name} is a {environment.backend.value} environment: this command works "
+                "on process and docker environments"
             )
+        return cls.of(settings, config, environment, notice)
+
+    @classmethod
+    def of(cls, settings: Settings, config: ConfigFile, environment: Environment, notice: str | None) -> Workspace:
         state = EnvState(settings.home, environment.name)
         reserved = [port for other in config.environments().values() for port in (other.gateway_port, other.admin_port)]
         stack = _STACKS[environment.backend](settings, environment, state, reserved)
@@ -141,3 +146,14 @@ class Workspace:
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.close()
+
+
+def open_target(settings: Settings, env: str | None = None) -> Workspace | Cluster:
+    """The environment a command targets, opened: a `Workspace` for processes and Docker, a `Cluster` for Nomad."""
+    config = ConfigFile(settings.home)
+    environment, notice = resolve_environment(config, env or settings.env, _docker_reachable)
+    if environment.backend is BackendKind.NOMAD:
+        from cortexlite.nomad.cluster import Cluster
+
+        return Cluster.open(settings, environment, [notice] if notice else [])
+    return Workspace.of(settings, config, environment, notice)

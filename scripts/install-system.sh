@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages cortexlite's tests and benchmarks need, when missing.
+# The tests start docker-registry themselves, on a loopback port, whatever its packaged service does.
 set -euo pipefail
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+# A real image registry (distribution 2.8) for the tests that push images for Nomad clients.
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 # Without its recommends: docker-compose recommends docker.io, which must not land beside another engine.
 lean=()
 command -v docker-compose >/dev/null 2>&1 || lean+=(docker-compose)

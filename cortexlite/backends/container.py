@@ -357,7 +357,14 @@ class DockerBackend(Backend):
     def compute_shortfall(self, release: Release, missing: int) -> str | None:
         if release.api.compute.gpu <= 0:
             return None
-        return gpus.shortfall(self._gpu_inventory(), self._held(), release.api.compute.gpu, missing, release.name)
+        return gpus.shortfall(
+            self._gpu_inventory(),
+            self._held(),
+            release.api.compute.gpu,
+            missing,
+            release.name,
+            compute=release.api.compute,
+        )
 
     def describe_start(self, release: Release, snapshot: Path, spec_file: Path) -> dict[str, Any]:
         plan = ReplicaPlan(
@@ -428,7 +435,7 @@ class DockerBackend(Backend):
         count = release.api.compute.gpu
         if count <= 0:
             return []
-        return gpus.allocate(self._gpu_inventory(), self._held(), count, release.name)
+        return gpus.allocate(self._gpu_inventory(), self._held(), count, release.name, compute=release.api.compute)
 
     def _gpu_inventory(self) -> list[Gpu]:
         if self._inventory is None:

@@ -298,6 +298,35 @@ class DockerEngine:
             return False
         return True
 
+    def tag(self, source: str, target: str) -> None:
+        """Give the local image `source` the reference `target` too (repository:tag)."""
+        repository, tag = parse_repository_tag(target)
+        with self._errors(f"tag {source} as {target}"):
+            self._client.api.tag(source, repository, tag or "latest")
+
+    def registry_has(self, ref: str) -> bool:
+        """Whether `ref`'s registry holds it (the engine asks the registry, with its own credentials)."""
+        try:
+            with self._errors(f"look up {ref} in its registry"):
+                self._client.api.inspect_distribution(ref)
+        except DockerError:
+            return False
+        return True
+
+    def push(self, ref: str, on_log: LogSink | None = None) -> str | None:
+        """Push `ref` to its registry (credentials from the engine's client config); the pushed digest."""
+        repository, tag = parse_repository_tag(ref)
+        digest: str | None = None
+        with self._errors(f"push {ref}"):
+            for chunk in self._client.api.push(repository, tag=tag or "latest", stream=True, decode=True):
+                if "error" in chunk or "errorDetail" in chunk:
+                    raise DockerError(f"Docker engine at {self.address}: push {ref}: {_chunk_error(chunk)}")
+                aux = chunk.get("aux") or {}
+                digest = str(aux.get("Digest")) if aux.get("Digest") else digest
+                if on_log is not None and chunk.get("status") and not chunk.get("progressDetail"):
+                    on_log(f"{chunk.get('id', '')} {chunk['status']}".strip())
+        return digest
+
     def build(
         self,
         context_tar: bytes | Path,

@@ -201,7 +201,10 @@ class ProcessBackend(Backend):
     def compute_shortfall(self, release: Release, missing: int) -> str | None:
         if release.api.compute.gpu <= 0:
             return None
-        return shortfall(self._inventory(), holders(self.settings), release.api.compute.gpu, missing, release.name)
+        return shortfall(
+            self._inventory(), holders(self.settings), release.api.compute.gpu, missing, release.name,
+            compute=release.api.compute,
+        )  # fmt: skip
 
     def _inventory(self) -> list[Gpu]:
         if self._gpus is None:
@@ -212,7 +215,7 @@ class ProcessBackend(Backend):
         """The GPUs a new replica of `release` gets; the caller holds the ports lock, which guards them too."""
         wanted = release.api.compute.gpu
         held = holders(self.settings) if wanted else {}
-        return allocate(self._inventory(), held, wanted, release.name)
+        return allocate(self._inventory(), held, wanted, release.name, compute=release.api.compute)
 
     def _free_port(self) -> int:
         first, last = self.settings.port_range

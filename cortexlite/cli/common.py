@@ -7,16 +7,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.status import Status
 
+from cortexlite.errors import EnvConfigError
 from cortexlite.settings import Settings
-from cortexlite.workspace import Workspace
+from cortexlite.workspace import Workspace, open_target
 
-__all__ = ["Output", "Progress", "ago", "echo_json", "open_workspace", "stderr", "stdout"]
+if TYPE_CHECKING:
+    from cortexlite.nomad.cluster import Cluster
+
+__all__ = ["Output", "Progress", "ago", "echo_json", "open_local", "open_workspace", "stderr", "stdout"]
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -28,11 +32,24 @@ class Output(StrEnum):
 
 
 @contextmanager
-def open_workspace(ctx: typer.Context) -> Iterator[Workspace]:
+def open_workspace(ctx: typer.Context) -> Iterator[Workspace | Cluster]:
+    """The targeted environment: a `Workspace` (processes, Docker) or a `Cluster` (Nomad)."""
     env = (ctx.find_root().obj or {}).get("env")
-    with Workspace.open(Settings.from_env(), env) as ws:
+    with open_target(Settings.from_env(), env) as ws:
         for notice in ws.notices:
             stderr.print(f"[dim]{notice}[/dim]")
+        yield ws
+
+
+@contextmanager
+def open_local(ctx: typer.Context, what: str) -> Iterator[Workspace]:
+    """A process or Docker environment; a Nomad one is a clear error naming `what` the command does."""
+    with open_workspace(ctx) as ws:
+        if not isinstance(ws, Workspace):
+            raise EnvConfigError(
+                f"environment {ws.environment.name} is a Nomad environment: {what} works on process and docker "
+                "environments"
+            )
         yield ws
 
 

@@ -49,11 +49,14 @@ def deploy_command(
     force: Annotated[bool, typer.Option("--force", help="Take over an update in progress.")] = False,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the update has started.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would run; change nothing.")] = False,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Nomad: show what the scheduler would change and place; change nothing.")
+    ] = False,
     timeout: TimeoutOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Create or update the project's APIs; blocks until the new version serves (or has been rolled back)."""
-    options = DeployOptions(force=force, wait=not no_wait, dry_run=dry_run, ready_timeout=timeout)
+    options = DeployOptions(force=force, wait=not no_wait, dry_run=dry_run, ready_timeout=timeout, plan=plan)
     progress = Progress(output)
     try:
         with open_workspace(ctx) as ws:
@@ -62,6 +65,8 @@ def deploy_command(
         progress.close()
     if output is Output.json or dry_run:
         echo_json([result.as_json() for result in results])
+    elif plan:
+        _print_plans(results)
     else:
         _print_results(results, started_only=no_wait)
 
@@ -99,6 +104,16 @@ def register(app: typer.Typer) -> None:
     app.command("refresh")(refresh_command)
     app.command("delete")(delete_command)
     app.command("down")(down_command)
+
+
+def _print_plans(results: list[DeployResult]) -> None:
+    from cortexlite.nomad.plan import plan_lines
+
+    for result in results:
+        summary = (result.plan or {}).get("plan")
+        if summary is not None:
+            for line in plan_lines(result.name, summary):
+                stdout.print(line, markup=False)
 
 
 def _print_results(results: list[DeployResult], started_only: bool = False) -> None:

@@ -61,6 +61,23 @@ def add(
     create_bucket: Annotated[
         bool, typer.Option("--create-bucket", help="Create the storage bucket when it does not exist.")
     ] = False,
+    nomad_token: Annotated[
+        str | None, typer.Option(help="Nomad ACL token, stored in config.yaml (mode 0600); prefer NOMAD_TOKEN.")
+    ] = None,
+    namespace: Annotated[str | None, typer.Option(help="Nomad namespace (else NOMAD_NAMESPACE).")] = None,
+    region: Annotated[str | None, typer.Option(help="Nomad region (else NOMAD_REGION).")] = None,
+    datacenters: Annotated[
+        str | None, typer.Option(help="Nomad datacenters for the jobs, comma-separated (default: all, '*').")
+    ] = None,
+    ca_cert: Annotated[
+        str | None, typer.Option(help="CA bundle of the Nomad API's TLS certificate (else NOMAD_CACERT).")
+    ] = None,
+    registry: Annotated[
+        str | None, typer.Option(help="Registry Nomad clients pull images from, e.g. registry.local:5000.")
+    ] = None,
+    cpu_mhz_per_core: Annotated[
+        int | None, typer.Option(help="Nomad: MHz reserved per core of compute.cpu (default 2000).")
+    ] = None,
     check: Annotated[bool, typer.Option(help="Check that the storage answers and the bucket exists.")] = True,
     use: Annotated[bool, typer.Option("--use", help="Make it the current environment.")] = False,
 ) -> None:
@@ -69,10 +86,15 @@ def add(
         "endpoint": s3_endpoint, "region": s3_region, "access_key": s3_access_key, "secret_key": s3_secret_key,
         "ca_bundle": s3_ca_bundle, "replica_endpoint": s3_replica_endpoint, "secure": False if s3_insecure else None,
     }  # fmt: skip
+    nomad = {
+        "token": nomad_token, "namespace": namespace, "region": region, "ca_cert": ca_cert, "registry": registry,
+        "datacenters": tuple(dc.strip() for dc in datacenters.split(",") if dc.strip()) if datacenters else None,
+        "cpu_mhz_per_core": cpu_mhz_per_core,
+    }  # fmt: skip
     request = EnvironmentRequest(
         name=name, backend=backend, docker_host=docker_host, nomad_addr=nomad_addr, storage=storage,
         gateway_port=gateway_port, gateway_admin_port=gateway_admin_port, network=network, s3=s3,
-        gateway_host=gateway_host,
+        gateway_host=gateway_host, nomad=nomad,
     )  # fmt: skip
     environment = build_environment(request)
     config = ConfigFile(Settings.from_env().home)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group, RenderableType
@@ -14,6 +14,9 @@ from rich.text import Text
 from cortexlite.cli.common import Output, Progress, ago, echo_json, open_workspace, stdout
 from cortexlite.status import ApiView, get
 from cortexlite.workspace import Workspace
+
+if TYPE_CHECKING:
+    from cortexlite.nomad.cluster import Cluster
 
 __all__ = ["get_command"]
 
@@ -44,7 +47,7 @@ def get_command(
                 pass
 
 
-def _render(ws: Workspace, views: list[ApiView], name: str | None) -> RenderableType:
+def _render(ws: Workspace | Cluster, views: list[ApiView], name: str | None) -> RenderableType:
     if not views:
         return Text(f"no APIs in environment {ws.environment.name} (deploy one with `cortexlite up`)")
     table = Table(box=None, pad_edge=False)

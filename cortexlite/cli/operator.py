@@ -11,6 +11,7 @@ import typer
 
 from cortexlite.cli.common import open_workspace
 from cortexlite.operator import Operator
+from cortexlite.workspace import Workspace
 
 __all__ = ["operator_command"]
 
@@ -24,7 +25,13 @@ def operator_command(ctx: typer.Context) -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     with open_workspace(ctx) as ws:
-        operator = Operator(ws, _log, decision_interval=ws.settings.operator_interval)
+        operator: Operator | NomadOperator
+        if isinstance(ws, Workspace):
+            operator = Operator(ws, _log, decision_interval=ws.settings.operator_interval)
+        else:
+            from cortexlite.nomad.operator import NomadOperator
+
+            operator = NomadOperator(ws, _log, decision_interval=ws.settings.operator_interval)
         try:
             operator.run(stopping.is_set)
         except KeyboardInterrupt:

@@ -36,9 +36,10 @@ class ApiTraffic:
         return self.duration_sum / self.duration_count if self.duration_count else None
 
 
-def parse_traffic(text: str, apis: list[str]) -> dict[str, ApiTraffic]:
-    """Requests by status class and latency per API, from the Prometheus text of Traefik's /metrics."""
-    routers = {f"{router_name(api)}@file": api for api in apis}
+def parse_traffic(text: str, apis: list[str], provider: str = "file") -> dict[str, ApiTraffic]:
+    """Requests by status class and latency per API, from the Prometheus text of Traefik's /metrics
+    (routers of the file provider, or of the Nomad provider's service tags)."""
+    routers = {f"{router_name(api)}@{provider}": api for api in apis}
     traffic = {api: ApiTraffic() for api in apis}
     for line in text.splitlines():
         match = _SAMPLE.match(line)

@@ -34,6 +34,9 @@ class ComputeSpec(_Strict):
     cpu: float | None = Field(default=None, gt=0, description="cores; None: no limit locally")
     gpu: int = Field(default=0, ge=0)
     mem: int | None = Field(default=None, gt=0, description="bytes; None: no limit locally")
+    # Which GPUs qualify (with gpu > 0): at least this much memory (bytes), and a model name containing this text.
+    gpu_mem: int | None = Field(default=None, gt=0, description="bytes; None: any")
+    gpu_model: str | None = Field(default=None, min_length=1, max_length=100, description="None: any")
 
     @model_validator(mode="before")
     @classmethod
@@ -49,10 +52,16 @@ class ComputeSpec(_Strict):
     def _cpu(cls, value: object) -> object:
         return None if value is None else parse_cpu(value)
 
-    @field_validator("mem", mode="before")
+    @field_validator("mem", "gpu_mem", mode="before")
     @classmethod
     def _mem(cls, value: object) -> object:
         return None if value is None else parse_memory(value)
+
+    @model_validator(mode="after")
+    def _gpu_filters_need_gpus(self) -> ComputeSpec:
+        if self.gpu == 0 and (self.gpu_mem is not None or self.gpu_model is not None):
+            raise ValueError("gpu_mem and gpu_model choose among GPUs: set gpu to 1 or more")
+        return self
 
 
 class AutoscalingSpec(_Strict):

@@ -41,9 +41,18 @@ from cortexlite.errors import EnvConfigError
             Network.HOST,
         ),
         (EnvironmentRequest(name="box", backend=BackendKind.DOCKER), BackendKind.DOCKER, Network.BRIDGE),
-        (EnvironmentRequest(name="box", nomad_addr="http://nomad:4646"), BackendKind.NOMAD, None),
+        (EnvironmentRequest(name="box", nomad_addr="http://nomad:4646", storage="s3://bkt/p"), BackendKind.NOMAD, None),
         (
-            EnvironmentRequest(name="box", backend=BackendKind.NOMAD, nomad_addr="https://nomad:4646"),
+            EnvironmentRequest(
+                name="box", backend=BackendKind.NOMAD, nomad_addr="https://nomad:4646", storage="s3://bkt/p"
+            ),
+            BackendKind.NOMAD,
+            None,
+        ),
+        (
+            EnvironmentRequest(
+                name="box", nomad_addr="http://n:4646", storage="s3://bkt/p", nomad={"registry": "r:5000"}
+            ),
             BackendKind.NOMAD,
             None,
         ),
@@ -57,7 +66,7 @@ def test_backend_is_inferred(request_: EnvironmentRequest, backend: BackendKind,
 
 
 def test_nomad_addr_loses_its_trailing_slash() -> None:
-    environment = build_environment(EnvironmentRequest(name="n", nomad_addr="http://nomad:4646/"))
+    environment = build_environment(EnvironmentRequest(name="n", nomad_addr="http://nomad:4646/", storage="s3://bkt/p"))
     assert environment.nomad_addr == "http://nomad:4646"
 
 
@@ -105,7 +114,26 @@ def test_good_names(name: str) -> None:
     [
         (EnvironmentRequest(name="x", docker_host="http://gpu1:2375"), ["--docker-host", "'http://gpu1:2375'"]),
         (EnvironmentRequest(name="x", docker_host="gpu1"), ["--docker-host", "'gpu1'"]),
-        (EnvironmentRequest(name="x", backend=BackendKind.NOMAD), ["needs nomad_addr"]),
+        (EnvironmentRequest(name="x", backend=BackendKind.NOMAD, storage="s3://bkt/p"), ["needs --nomad-addr"]),
+        (EnvironmentRequest(name="x", nomad_addr="http://nomad:4646"), ["--storage s3://bucket/prefix"]),
+        (
+            EnvironmentRequest(name="x", nomad_addr="http://n:4646", storage="s3://bkt/p", nomad={"registry": "a b"}),
+            ["--registry", "host[:port]"],
+        ),
+        (
+            EnvironmentRequest(name="x", nomad_addr="http://n:4646", storage="s3://bkt/p", nomad={"namespace": 3}),
+            ["--namespace"],
+        ),
+        (
+            EnvironmentRequest(
+                name="x", nomad_addr="http://n:4646", storage="s3://bkt/p", nomad={"cpu_mhz_per_core": 10}
+            ),
+            ["--cpu-mhz-per-core"],
+        ),
+        (
+            EnvironmentRequest(name="x", backend=BackendKind.PROCESS, nomad={"registry": "r:5000"}),
+            ["--backend process conflicts with --registry"],
+        ),
         (EnvironmentRequest(name="x", nomad_addr="nomad:4646"), ["--nomad-addr", "http://nomad:4646"]),
         (EnvironmentRequest(name="x", storage="gs://bucket/p"), ["--storage", "s3://bucket/prefix"]),
         (EnvironmentRequest(name="x", storage="s3://"), ["--storage"]),
@@ -165,7 +193,12 @@ def test_admin_port(
         (
             Environment(name="n", backend=BackendKind.NOMAD, nomad_addr="http://nomad:4646"),
             "http://nomad:4646",
-            "127.0.0.1",
+            "nomad",  # Traefik runs on the clients: by default, the agent's host (`nomad agent -dev`)
+        ),
+        (
+            Environment(name="n", backend=BackendKind.NOMAD, nomad_addr="http://nomad:4646", gateway_host="lb.corp"),
+            "http://nomad:4646",
+            "lb.corp",
         ),
     ],
 )
@@ -183,7 +216,9 @@ def _docker() -> Environment:
 
 
 def _nomad() -> Environment:
-    return build_environment(EnvironmentRequest(name="cluster", nomad_addr="http://nomad:4646", gateway_port=9000))
+    return build_environment(
+        EnvironmentRequest(name="cluster", nomad_addr="http://nomad:4646", gateway_port=9000, storage="s3://bkt/p")
+    )
 
 
 def test_empty_home(tmp_path: Path) -> None:
@@ -309,7 +344,7 @@ def test_malformed_file_names_it(tmp_path: Path, text: str, fragment: str) -> No
         ({"backend": "docker", "colour": "blue"}, "colour"),
         ({"backend": "docker", "docker_host": "http://x"}, "docker_host"),
         ({"backend": "process", "gateway_port": "high"}, "gateway_port"),
-        ({"backend": "nomad"}, "needs nomad_addr"),
+        ({"backend": "process", "registry": "r:5000"}, "apply to the nomad backend"),
         ({}, "backend"),
     ],
 )
