@@ -120,6 +120,8 @@ class Cluster:
         """API name -> job stub, for this environment's APIs that are not stopped."""
         found = {}
         for stub in self.client.jobs(JOB_PREFIX):
+            if "Meta" not in stub:  # an agent older than `?meta=true` (Nomad 1.6): read the job itself
+                stub["Meta"] = (self.client.job(str(stub.get("ID"))) or {}).get("Meta")
             meta = stub.get("Meta") or {}
             if meta.get("cortexlite.role") != "api" or meta.get("cortexlite.env") != self.environment.name:
                 continue

@@ -13,15 +13,16 @@ unless the new bounds exclude it, and then the count is clamped to them.
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from cortexlite.deployment import DeployOptions, DeployResult
 from cortexlite.errors import BusyError, NomadInvalid, RolloutError
 from cortexlite.nomad.cluster import Cluster, split_storage
-from cortexlite.nomad.job import GROUP, NomadRelease, job_id, render_job, variable_path
+from cortexlite.nomad.job import GROUP, SPEC_PATH, NomadRelease, job_id, render_job, variable_path
 from cortexlite.nomad.watch import describe_failures, watch_deployment
 from cortexlite.project import Project, load_project
 from cortexlite.release import Release, make_release
@@ -30,7 +31,7 @@ from cortexlite.snapshot import take_snapshot
 from cortexlite.updater import Report
 from cortexlite_runtime.spec import ApiSpec
 
-__all__ = ["delete", "deploy", "down", "refresh", "rendered_job"]
+__all__ = ["delete", "deploy", "down", "refresh", "rendered_job", "running_release"]
 
 Action = Literal["created", "updated", "up-to-date"]
 DEFAULT_HEALTHY_DEADLINE_S = 300.0
@@ -98,19 +99,38 @@ def _deploy_api(
 
 
 def refresh(cluster: Cluster, name: str, options: DeployOptions, report: Report) -> DeployResult:
-    """Replace every allocation of `name` with a new one of the same job (re-fetching its bundle and models)."""
+    """Replace every allocation of `name` with a new one of the same release (re-fetching its bundle and models).
+
+    The job is rendered again from what it runs (its spec, image, bundle and count) with a new
+    `CORTEXLITE_REFRESH`, so Nomad rolls it like any update.
+    """
     job = cluster.require_api(name)
     _check_idle(cluster, name, options.force)
-    refreshed = _without_server_fields(job)
-    for group in refreshed.get("TaskGroups") or []:
-        for task in group.get("Tasks") or []:
-            task.setdefault("Env", {})["CORTEXLITE_REFRESH"] = f"{time.time():.3f}"
+    running = running_release(job)
+    if running is None:
+        raise RolloutError(
+            f"{name}: the job {job_id(name)} was not made by this version of cortexlite; deploy it again"
+        )
+    refreshed = replace(running, refresh=f"{time.time():.3f}")
     report(f"refreshing {name}: Nomad replaces its allocations as in an update")
-    _register(cluster, name, refreshed, True, report)
-    count = _group_count(job)
+    _register(cluster, name, render_job(refreshed, cluster.job_settings(_healthy_deadline(options))), True, report)
     _follow(cluster, name, job, options, report)
-    endpoint = _meta(job).get("cortexlite.endpoint") or f"/{name}"
-    return DeployResult(name, "updated", endpoint, f"{cluster.gateway_url}{endpoint}", count)
+    api = running.release.api
+    return _result(cluster, api, "updated", running.count)
+
+
+def running_release(job: dict[str, Any]) -> NomadRelease | None:
+    """What a cortexlite job runs, read back from it: its spec (the template), image, bundle and count."""
+    meta = _meta(job)
+    try:
+        task = job["TaskGroups"][0]["Tasks"][0]
+        spec = next(t for t in task.get("Templates") or [] if t.get("DestPath") == SPEC_PATH)
+        api = ApiSpec.model_validate(json.loads(spec["EmbeddedTmpl"])["api"])
+        image, uri = str(task["Config"]["image"]), str(task["Env"]["CORTEX_PROJECT_URI"])
+    except (KeyError, IndexError, StopIteration, TypeError, ValueError):
+        return None
+    release = make_release(api, str(meta.get("cortexlite.project", "")), image)
+    return NomadRelease(release, image, uri, _group_count(job))
 
 
 def delete(cluster: Cluster, name: str, report: Report) -> None:
@@ -253,17 +273,6 @@ def _group_count(job: dict[str, Any]) -> int:
 
 def _meta(job: dict[str, Any] | None) -> dict[str, str]:
     return dict((job or {}).get("Meta") or {})
-
-
-# Read back from Nomad, a job carries state its register body must not send back.
-_SERVER_FIELDS = (
-    "Status", "StatusDescription", "Stable", "Version", "SubmitTime", "CreateIndex", "ModifyIndex",
-    "JobModifyIndex", "Stop", "ParentID", "Dispatched", "DispatchIdempotencyToken",
-)  # fmt: skip
-
-
-def _without_server_fields(job: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in job.items() if key not in _SERVER_FIELDS}
 
 
 def _result(

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -19,6 +19,9 @@ from cortexlite.image import LOCAL_BASE_IMAGE, ImageOptions, ImageRef, build_run
 from cortexlite.processes import ProcessRef, terminate
 from tests.conftest import free_port, make_project
 from tests.integration.storage_server import SeaweedServer, TcpProxy
+
+if TYPE_CHECKING:
+    from tests.integration.nomad_env import Registry
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -305,3 +308,18 @@ def s3_proxy(s3_server: SeaweedServer) -> Iterator[TcpProxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+# --- an image registry: Debian's docker-registry on a loopback port -------------------------------
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Iterator[Registry]:
+    from tests.integration.nomad_env import Registry
+
+    server = Registry(tmp_path_factory.mktemp("registry"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -25,6 +25,7 @@ from cortexlite.nomad.job import (
     NomadRelease,
     render_job,
 )
+from cortexlite.nomad.rollout import running_release
 from cortexlite.nomad.system_jobs import render_gateway_job, render_operator_job
 from cortexlite.project import load_project
 from cortexlite.release import make_release
@@ -277,3 +278,14 @@ def test_every_example_renders_a_valid_job() -> None:
             release = make_release(api, project.code_hash, IMAGE)
             job = render_job(NomadRelease(release, IMAGE, BUNDLE, api.autoscaling.initial_replicas), SETTINGS)
             assert check_job_request({"Job": job}) == [], directory.name
+
+
+@pytest.mark.parametrize("case", sorted(SPECS))
+def test_a_rendered_job_reads_back_as_the_release_it_runs(case: str) -> None:
+    """`refresh` and the operator read the job back instead of keeping state on this machine."""
+    api = _api("iris", SPECS[case])
+    running = running_release(_render(api, count=2))
+    assert running is not None
+    assert running.release == make_release(api, "f" * 64, IMAGE)
+    assert (running.image, running.project_uri, running.count) == (IMAGE, BUNDLE, 2)
+    assert running_release({"ID": "other", "TaskGroups": [{"Name": "x", "Tasks": [{"Name": "t"}]}]}) is None
