@@ -11,7 +11,7 @@ Response bodies are the recorded ones with fields filled in from the fake's stat
         nomad.script_deployment("cortexlite-iris", "failed", after=0.2)
         ...  # point the code under test at nomad.url
 
-Endpoints: jobs (register, read, list, stop/purge, plan, validate, scale), deployments, allocations,
+Endpoints: jobs (register, read, list, stop/purge, plan, validate, scale), deployments (read, fail), allocations,
 evaluations, the Nomad service catalog (`/v1/services`, `/v1/service/:name`, which Traefik reads),
 variables and logs (framed or plain, `follow=true`), with `X-Nomad-Token`, `?namespace=`, `?region=`
 and blocking queries (`?index=&wait=`). The cluster's behaviour is in `fake_nomad_state.py`.
@@ -25,9 +25,11 @@ import json
 import re
 import select
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -61,18 +63,24 @@ class FakeNomad:
     """One fake agent and its cluster; listens from construction, serves between `start()` and `stop()`."""
 
     def __init__(
-        self, *, token: str | None = None, namespace: str = "default", region: str = "global", gpus: int = 0
-    ) -> None:
+        self, *, token: str | None = None, namespace: str = "default", region: str = "global", gpus: int = 0,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:  # fmt: skip
         self.token = token
         self.cluster = Cluster(namespace, region, gpus)
         self.requests: list[Recorded] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        if tls is not None:  # (certificate, key): the agent speaks HTTPS, as `tls { http = true }` makes it
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-nomad", daemon=True)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -171,6 +179,7 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
         (_JOB + "/scale", {"GET": "scale_status", **dict.fromkeys(_WRITE, "scale")}),
         (_JOB, {"GET": "read_job", "DELETE": "deregister", **dict.fromkeys(_WRITE, "register")}),
         (r"/v1/allocation/(?P<target>[^/]+)", {"GET": "allocation"}),
+        (r"/v1/deployment/fail/(?P<target>[^/]+)", dict.fromkeys(_WRITE, "fail_deployment")),
         (r"/v1/services", {"GET": "services"}),
         (r"/v1/service/(?P<target>[^/]+)", {"GET": "service"}),
         (r"/v1/var/(?P<target>.+)", {"GET": "get_variable", "PUT": "put_variable", "DELETE": "delete_variable"}),
@@ -389,5 +398,7 @@ def _peer_closed(connection: socket.socket) -> bool:
         return False
     try:
         return connection.recv(1, socket.MSG_PEEK) == b""
+    except ValueError:  # a TLS socket cannot peek: the stream ends with the test instead
+        return False
     except OSError:
         return True

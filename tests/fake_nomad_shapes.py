@@ -287,7 +287,7 @@ def plan_answer(
     }
     for name, old in old_groups.items():
         updates.setdefault(name, dict(dict.fromkeys(_UPDATE_KEYS, 0), Stop=int(old.get("Count") or 0)))
-    failed = {name: entry for name, entry in _placements(job, gpus).items() if entry is not None}
+    failed = {name: entry for name, entry in placements(job, gpus).items() if entry is not None}
     body: dict[str, Any] = load_response("job-plan")["body"]
     body.update(
         Annotations={"DesiredTGUpdates": updates, "PreemptedAllocs": None}, FailedTGAllocs=failed or None,
@@ -322,7 +322,7 @@ def _without_count(group: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in group.items() if key != "Count"}
 
 
-def _placements(job: dict[str, Any], gpus: int) -> dict[str, dict[str, Any] | None]:
+def placements(job: dict[str, Any], gpus: int) -> dict[str, dict[str, Any] | None]:
     """Groups the one fake node cannot place, for want of GPUs: `FailedTGAllocs` entries."""
     found: dict[str, dict[str, Any] | None] = {}
     for group in job["TaskGroups"]:

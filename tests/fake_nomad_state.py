@@ -192,8 +192,11 @@ class Cluster:
             record = self.records[job["ID"]] = JobRecord(sent, stored, index)
         record.sent, record.current, record.versions[stored["Version"]] = sent, stored, stored
         eval_id = self._evaluate(record, "job-register", index)
+        unplaceable = {name: entry for name, entry in shapes.placements(stored, self.gpus).items() if entry}
         if stored["Stop"]:
             self._stop(record, index)
+        elif unplaceable:
+            self._block(record, stored, index, eval_id, unplaceable)
         elif _needs_deployment(previous, stored):
             self._deploy(record, stored, index, eval_id)
         else:
@@ -230,6 +233,19 @@ class Cluster:
         record.evaluations.append(evaluation)
         return str(evaluation["ID"])
 
+    def _block(self, record: JobRecord, job: dict[str, Any], index: int, eval_id: str, failed: dict[str, Any]) -> None:
+        """No node has the GPUs: Nomad's blocked evaluation (waiting for capacity) and a deployment that places
+        nothing; the previous version's allocations keep running."""
+        blocked = copy.deepcopy(record.evaluations[-1])
+        blocked.update(
+            ID=str(uuid.uuid4()), Status="blocked", StatusDescription="created due to placement conflicts",
+            TriggeredBy="queued-allocs", PreviousEval=eval_id, FailedTGAllocs=failed,
+            QueuedAllocations={name: int(g["Count"]) for g in job["TaskGroups"] if (name := str(g["Name"])) in failed},
+        )  # fmt: skip
+        record.evaluations.append(blocked)
+        self.scripts[job["ID"]] = Script("running")
+        self._deploy(record, job, index, eval_id, place=False)
+
     def evaluations(self, job_id: str, query: Query, _body: object) -> list[dict[str, Any]]:
         record = self._find(job_id, query)
         return copy.deepcopy(record.evaluations) if record is not None else []
@@ -263,7 +279,7 @@ class Cluster:
             return None
         return shapes.deployment_body(record.deployments[-1], self.namespace)
 
-    def _deploy(self, record: JobRecord, job: dict[str, Any], index: int, eval_id: str) -> None:
+    def _deploy(self, record: JobRecord, job: dict[str, Any], index: int, eval_id: str, place: bool = True) -> None:
         script = self.scripts.pop(job["ID"], Script())
         for old in record.deployments:
             if old.status == "running":
@@ -273,7 +289,10 @@ class Cluster:
         deployment = Deployment(str(uuid.uuid4()), job["ID"], job["Version"], index, record.create_index, groups,
                                 index, index)  # fmt: skip
         record.deployments.append(deployment)
-        for group in job["TaskGroups"]:
+        if not place:
+            for entry in deployment.groups.values():
+                entry["PlacedAllocs"] = 0
+        for group in job["TaskGroups"] if place else []:
             record.allocs += [_alloc(job, group, n, eval_id, deployment.id) for n in range(int(group["Count"]))]
         if script.outcome != "running":
             timer = threading.Timer(script.after, self._finish, (job["ID"], deployment.id, script))
@@ -324,6 +343,28 @@ class Cluster:
         if any(group["AutoRevert"] for group in deployment.groups.values()):
             description += self._revert(record, deployment, index)
         deployment.settle("failed", description, index)
+
+    def fail_deployment(self, deployment_id: str, query: Query, body: object) -> dict[str, Any]:
+        """`POST /v1/deployment/fail/:id`: a running deployment marked failed (and auto-reverted when set)."""
+        if not isinstance(body, dict) or body.get("DeploymentID") not in (None, deployment_id):
+            raise ApiError(400, "Deployment ID does not match")
+        for record in self.records.values():
+            deployment = next((d for d in record.deployments if d.id == deployment_id), None)
+            if deployment is None or not self._own_namespace(query.get("namespace")):
+                continue
+            if deployment.status != "running":
+                raise ApiError(500, f"can't fail terminal deployment {deployment_id}")
+            index = self.bump(str(record.current["ID"]))
+            description = "Deployment marked as failed"
+            if any(group["AutoRevert"] for group in deployment.groups.values()):
+                description += self._revert(record, deployment, index)
+            deployment.settle("failed", description, index)
+            for evaluation in record.evaluations:
+                if evaluation["Status"] == "blocked":  # a newer evaluation replaces what waited for capacity
+                    evaluation.update(Status="cancelled", ModifyIndex=index)
+            eval_id = self._evaluate(record, "deployment-watcher", index)
+            return {"EvalID": eval_id, "EvalCreateIndex": index, "DeploymentModifyIndex": index, "Index": index}
+        raise ApiError(404, f"deployment {deployment_id} not found")
 
     def _revert(self, record: JobRecord, deployment: Deployment, index: int) -> str:
         stable = [v for v, job in record.versions.items() if job.get("Stable") and v < deployment.version]

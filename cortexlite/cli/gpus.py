@@ -47,10 +47,17 @@ def gpus_command(
 
 def _remote_inventory(settings: Settings, env: str | None) -> tuple[list[Gpu], dict[str, str], str | None] | None:
     """A remote Docker environment's GPUs and holders, read on its host; None for any other environment."""
-    from cortexlite.environments import ConfigFile
+    from cortexlite.environments import BackendKind, ConfigFile
+    from cortexlite.errors import EnvConfigError
 
     name = env or settings.env or ConfigFile(settings.home).current()
     environment = ConfigFile(settings.home).get(name)
+    if environment is not None and environment.backend is BackendKind.NOMAD:
+        raise EnvConfigError(
+            f"environment {name} is a Nomad cluster: its GPUs are its clients' `nvidia/gpu` devices "
+            "(`nomad node status -verbose NODE` lists them); `cortexlite deploy --plan` shows whether a GPU "
+            "request can be placed"
+        )
     if environment is None or not environment.remote_docker:
         return None
     from cortexlite.backends.container import DockerBackend, gpu_holders

@@ -93,6 +93,10 @@ class NomadClient:
         body = _parse(answer)
         return (dict(body) if isinstance(body, dict) else None), _index(answer)
 
+    def fail_deployment(self, deployment_id: str) -> None:
+        """Mark a running deployment failed: with `AutoRevert`, Nomad goes back to the last stable version."""
+        self._json("POST", f"/v1/deployment/fail/{_q(deployment_id)}", body={"DeploymentID": deployment_id})
+
     def allocations(self, job_id: str, index: int = 0, wait: float | None = None) -> tuple[list[dict[str, Any]], int]:
         answer = self._request("GET", f"/v1/job/{_q(job_id)}/allocations", params=_blocking(index, wait), wait=wait)
         body = _parse(answer)
@@ -161,7 +165,7 @@ class NomadClient:
             try:
                 answer = self._http.request(method, path, params=self._params(params), json=body, timeout=timeout)
             except httpx.HTTPError as exc:
-                if attempt < attempts and isinstance(exc, httpx.TransportError):
+                if attempt < attempts and isinstance(exc, httpx.TransportError) and not _certificate(exc):
                     time.sleep(0.5 * attempt)
                     continue
                 raise NomadUnreachable(_unreachable(self.settings.address, method, path, exc)) from exc
@@ -224,8 +228,17 @@ def _error(answer: httpx.Response, address: str) -> NomadError:
 
 
 def _unreachable(address: str, method: str, path: str, exc: httpx.HTTPError) -> str:
+    if _certificate(exc):
+        return (
+            f"Nomad at {address}: its TLS certificate is not trusted ({method} {path}: {exc}); give the CA that "
+            "signed it with `env add --ca-cert` (or NOMAD_CACERT)"
+        )
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "did not answer"
     return f"Nomad at {address} {kind} ({method} {path}: {exc or type(exc).__name__}); check nomad_addr or NOMAD_ADDR"
+
+
+def _certificate(exc: httpx.HTTPError) -> bool:
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _blocking(index: int, wait: float | None) -> dict[str, str]:

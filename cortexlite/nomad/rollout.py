@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cortexlite.deployment import DeployOptions, DeployResult
-from cortexlite.errors import BusyError, NomadInvalid, RolloutError
+from cortexlite.errors import BusyError, ComputeUnavailable, NomadInvalid, RolloutError
 from cortexlite.nomad.cluster import Cluster, split_storage
 from cortexlite.nomad.job import GROUP, SPEC_PATH, NomadRelease, job_id, render_job, variable_path
 from cortexlite.nomad.watch import describe_failures, watch_deployment
@@ -223,6 +223,11 @@ def _follow(
     )
     if outcome.status in ("successful", "none"):
         return
+    if outcome.status == "cancelled":  # superseded (a newer deploy from elsewhere, or the job was stopped)
+        raise RolloutError(
+            f"{name}: the deployment of job version {version} was cancelled: {outcome.description}; "
+            f"`cortexlite get {name}` shows what serves now"
+        )
     lines = describe_failures(cluster.client, job_id(name), version)
     detail = "\n".join(f"  {line}" for line in lines)
     if outcome.status == "timeout":
@@ -235,7 +240,11 @@ def _follow(
         cluster.client.delete_variable(variable_path(name))
         kept = f"{name} was not created (its job was removed)"
     else:
+        if outcome.status == "blocked" and outcome.deployment_id:
+            cluster.client.fail_deployment(outcome.deployment_id)  # AutoRevert: back to the version that serves
         kept = f"Nomad reverts to job version {previous.get('Version')}, which keeps serving"
+    if outcome.status == "blocked":
+        raise ComputeUnavailable(f"{name}: compute unavailable: {outcome.description}; {kept}")
     raise RolloutError(f"{name}: the update failed: {outcome.description}; {kept}.\n{detail}")
 
 

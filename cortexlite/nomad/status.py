@@ -21,7 +21,7 @@ from cortexlite.errors import NomadError
 from cortexlite.gateway import ApiTraffic, parse_traffic
 from cortexlite.nomad.cluster import Cluster
 from cortexlite.nomad.job import GROUP, PORT_LABEL, job_id
-from cortexlite.nomad.watch import task_events
+from cortexlite.nomad.watch import placement_failure, task_events
 from cortexlite.status import ApiView, ReplicaView
 
 __all__ = ["alloc_address", "cluster_views", "replica_state"]
@@ -69,6 +69,9 @@ def _status(
     cluster: Cluster, name: str, version: int, deployment: dict[str, Any] | None, allocations: list[dict[str, Any]],
     *, requested: int, current: int,
 ) -> tuple[str, str | None]:  # fmt: skip
+    blocked = placement_failure(cluster.client, job_id(name)) if current < requested else None
+    if blocked is not None:
+        return "compute unavailable", blocked
     if (
         deployment is not None
         and int(deployment.get("JobVersion", -1)) == version
@@ -77,9 +80,6 @@ def _status(
         return "updating", deployment.get("StatusDescription") or None
     if current >= requested:
         return "live", None
-    blocked = _placement_failure(cluster, name)
-    if blocked is not None:
-        return "compute unavailable", blocked
     broken = sorted(
         (alloc for alloc in allocations if replica_state(alloc)[0] in ("failed", "exited")),
         key=lambda alloc: int(alloc.get("ModifyIndex") or 0),
@@ -92,25 +92,6 @@ def _status(
         reason = f"{current} of {requested} replica(s) serving; allocation {str(alloc.get('ID'))[:8]}: {last}"
         return ("error (out of memory)" if oom else "error"), reason
     return "error", f"{current} of {requested} replica(s) serving"
-
-
-def _placement_failure(cluster: Cluster, name: str) -> str | None:
-    try:
-        evaluations = cluster.client.evaluations(job_id(name))
-    except NomadError:
-        return None
-    for evaluation in sorted(evaluations, key=lambda item: int(item.get("ModifyIndex") or 0), reverse=True):
-        if evaluation.get("Status") != "blocked":
-            continue
-        failures = evaluation.get("FailedTGAllocs") or {}
-        reasons = []
-        for failure in failures.values():
-            for key in ("ConstraintFiltered", "DimensionExhausted", "QuotaExhausted"):
-                reasons += [f"{reason} ({count} node(s))" for reason, count in (failure.get(key) or {}).items()]
-        queued = sum(int(count) for count in (evaluation.get("QueuedAllocations") or {}).values())
-        what = f"{queued} replica(s) cannot be placed" if queued else "replicas cannot be placed"
-        return f"{what}: {', '.join(reasons) or 'no node has the resources'}"
-    return None
 
 
 def replica_state(alloc: dict[str, Any]) -> tuple[str, str | None]:

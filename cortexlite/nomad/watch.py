@@ -16,12 +16,14 @@ from cortexlite.logtail import render
 from cortexlite.nomad.client import NomadClient
 from cortexlite.nomad.job import TASK
 
-__all__ = ["DeploymentOutcome", "describe_failures", "watch_deployment"]
+__all__ = ["DeploymentOutcome", "describe_failures", "placement_failure", "watch_deployment"]
 
 Report = Callable[[str], None]
 _WAIT_S = 5.0
 # A job version without a deployment (only in-place changes): its allocations decide once this has passed.
 _NO_DEPLOYMENT_GRACE_S = 8.0
+# Allocations Nomad cannot place (a blocked evaluation) end the wait once this has passed.
+_BLOCKED_GRACE_S = 3.0
 _LOG_TAIL_BYTES = 4096
 _LOG_LINES = 12
 _EVENTS = 6
@@ -30,7 +32,9 @@ _FAILED_SHOWN = 2
 
 @dataclass(frozen=True)
 class DeploymentOutcome:
-    status: str  # successful | failed | cancelled | timeout | none (no deployment: allocations are healthy)
+    # successful | failed | cancelled | timeout | blocked (cannot be placed) | none (no deployment: allocations
+    # are healthy)
+    status: str
     description: str
     deployment_id: str | None
     job_version: int
@@ -56,9 +60,37 @@ def watch_deployment(
                 return DeploymentOutcome(
                     status, str(deployment.get("StatusDescription", "")), str(deployment.get("ID")), version
                 )
+            if time.monotonic() - started > _BLOCKED_GRACE_S and _unplaced(deployment):
+                blocked = placement_failure(client, job_id)
+                if blocked is not None:
+                    return DeploymentOutcome("blocked", blocked, str(deployment.get("ID")), version)
         elif time.monotonic() - started > _NO_DEPLOYMENT_GRACE_S and _healthy(client, job_id, version, desired):
             return DeploymentOutcome("none", "allocations are running", None, version)
     return DeploymentOutcome("timeout", f"still running after {timeout:.0f}s", None, version)
+
+
+def _unplaced(deployment: dict[str, Any]) -> bool:
+    groups = (deployment.get("TaskGroups") or {}).values()
+    return any(int(group.get("PlacedAllocs") or 0) < int(group.get("DesiredTotal") or 0) for group in groups)
+
+
+def placement_failure(client: NomadClient, job_id: str) -> str | None:
+    """Why Nomad cannot place some of the job's allocations (its blocked evaluation), or None."""
+    try:
+        evaluations = client.evaluations(job_id)
+    except NomadError:
+        return None
+    for evaluation in sorted(evaluations, key=lambda item: int(item.get("ModifyIndex") or 0), reverse=True):
+        if evaluation.get("Status") != "blocked":
+            continue
+        reasons = []
+        for failure in (evaluation.get("FailedTGAllocs") or {}).values():
+            for key in ("ConstraintFiltered", "DimensionExhausted", "QuotaExhausted"):
+                reasons += [f"{reason} ({count} node(s))" for reason, count in (failure.get(key) or {}).items()]
+        queued = sum(int(count) for count in (evaluation.get("QueuedAllocations") or {}).values())
+        what = f"{queued} replica(s) cannot be placed" if queued else "replicas cannot be placed"
+        return f"{what}: {', '.join(reasons) or 'no node has the resources they ask for'}"
+    return None
 
 
 def _progress(deployment: dict[str, Any]) -> str:

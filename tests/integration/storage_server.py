@@ -149,7 +149,8 @@ def _keys(credentials: Credentials) -> dict[str, str]:
 
 @dataclass
 class TcpProxy:
-    """127.0.0.1:`port` -> `target` (`(host, port)` or a unix socket path), with counters and faults."""
+    """`host`:`port` (default 127.0.0.1) -> `target` (`(host, port)` or a unix socket path), with counters and
+    faults."""
 
     target: tuple[str, int] | str
     port: int = field(default_factory=_free_port)
@@ -158,11 +159,12 @@ class TcpProxy:
     sent: int = 0  # client -> server, all connections
     received: int = 0  # server -> client
     connections: int = 0
+    host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", self.port))
+        self._listener.bind((self.host, self.port))
         self._listener.listen(64)
         self._closed = threading.Event()
         self._lock = threading.Lock()
@@ -171,7 +173,7 @@ class TcpProxy:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def reset(self) -> None:
         with self._lock:

@@ -23,13 +23,14 @@ import pytest
 
 from cortexlite.environments import ConfigFile
 from cortexlite.errors import NomadInvalid
+from cortexlite.image import LOCAL_BASE_IMAGE
 from cortexlite.nomad.cluster import Cluster
 from cortexlite.nomad.rollout import _register
 from cortexlite.settings import Settings
 from cortexlite_runtime.storage import Location, Storage
 from tests.conftest import StartRuntime, make_project
 from tests.fake_nomad import FakeNomad
-from tests.integration.conftest import make_api_project
+from tests.integration.conftest import HOST_CA_BUNDLE, make_api_project
 from tests.integration.nomad_env import (
     TOKEN,
     NomadEnv,
@@ -38,7 +39,7 @@ from tests.integration.nomad_env import (
     job_env,
     open_nomad_env,
 )
-from tests.integration.storage_server import FULL, SeaweedServer
+from tests.integration.storage_server import FULL, SeaweedServer, make_certificates
 from tests.nomad_schema import check_job_request
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -354,3 +355,86 @@ def test_up_registers_the_gateway_and_operator_jobs_and_down_stops_them(
     assert "prod is down (1 API(s) deleted)" in down.stdout
     assert "operator stopped" in down.stdout and "gateway stopped" in down.stdout
     assert not fake.jobs and not fake.variables
+
+
+def test_tls_namespace_and_region_are_honoured(
+    tmp_path: Path, registry: Registry, s3_server: SeaweedServer, docker_image_options: Path
+) -> None:
+    certificate, key = make_certificates(tmp_path / "certs")
+    with FakeNomad(token=TOKEN, namespace="ml", region="cn-east", tls=(certificate, key)) as fake:
+        env = open_nomad_env(tmp_path, fake, registry, s3_server, docker_image_options, "nomad-tls")
+        config = ConfigFile(env.home)
+        prod = config.get("prod")
+        assert prod is not None and fake.url.startswith("https://")
+        # Untrusted: a clear error, and no retries of a certificate that will not change.
+        untrusted = env.cli("get", check=False)
+        assert untrusted.returncode == 1 and "its TLS certificate is not trusted" in untrusted.stderr
+        assert "--ca-cert" in untrusted.stderr and len(fake.requests) == 0
+        trusted = prod.model_copy(
+            update={
+                "nomad_ca_cert": str(tmp_path / "certs" / "ca.pem"),
+                "nomad_namespace": "ml",
+                "nomad_region": "cn-east",
+            }
+        )
+        config.put(trusted, replace=True)
+        env.cli("deploy", str(make_api_project(tmp_path / "project")))
+        assert fake.requests and all(
+            (entry.query.get("namespace"), entry.query.get("region")) == ("ml", "cn-east") for entry in fake.requests
+        )
+        job = fake.jobs[JOB]
+        assert (job["Namespace"], job["Region"]) == ("ml", "cn-east")
+        variable = next(e.body for e in env.requests("PUT", f"/v1/var/{VARIABLE}"))
+        assert variable["Namespace"] == "ml"
+        assert json.loads(env.cli("get", "-o", "json").stdout)[0]["status"] == "live"
+        env.cli("delete", "answer")
+
+
+def test_gpus_no_client_has_are_compute_unavailable(nomad_env: NomadEnv, fake: FakeNomad, tmp_path: Path) -> None:
+    """Nomad registers a job it cannot place and waits for capacity (a blocked evaluation): `deploy` says why
+    within seconds instead of waiting out the progress deadline, and the previous version keeps serving."""
+    env = nomad_env
+    project = make_api_project(tmp_path / "project")
+    env.cli("deploy", str(project))
+    # An update that asks for a GPU on a cluster without any.
+    (project / "cortexlite.yaml").write_text("- name: answer\n  compute: {gpu: 1}\n")
+    started = time.monotonic()
+    refused = env.cli("deploy", str(project), check=False)
+    assert refused.returncode == 1 and time.monotonic() - started < 60
+    assert "answer: compute unavailable: 1 replica(s) cannot be placed: missing devices" in refused.stderr
+    assert "Nomad reverts to job version 0, which keeps serving" in refused.stderr
+    assert env.requests("POST", f"/v1/deployment/fail/{fake.job(JOB) and _deployment_id(env)}")
+    view = json.loads(env.cli("get", "-o", "json").stdout)[0]
+    assert view["status"] == "live" and "Devices" not in json.dumps(fake.job(JOB)["TaskGroups"][0]["Tasks"][0])
+
+    # A new API that cannot be placed at all is not created; `get` of a blocked one says why.
+    (project / "cortexlite.yaml").write_text("- name: wide\n  compute: {gpu: 2}\n")
+    env.cli("deploy", str(project), "--no-wait")
+    blocked = json.loads(env.cli("get", "wide", "-o", "json").stdout)[0]
+    assert blocked["status"] == "compute unavailable" and "missing devices" in blocked["reason"]
+    env.cli("delete", "wide")
+    refused = env.cli("deploy", str(project), check=False)
+    assert refused.returncode == 1 and "wide was not created (its job was removed)" in refused.stderr
+    assert "cortexlite-wide" not in fake.jobs
+
+
+def _deployment_id(env: NomadEnv) -> str:
+    failed = [e for e in env.fake.requests if e.path.startswith("/v1/deployment/fail/")]
+    return failed[-1].path.rsplit("/", 1)[1] if failed else "none"
+
+
+def test_image_build_pushes_to_the_environments_registry(nomad_env: NomadEnv, registry: Registry) -> None:
+    env = nomad_env
+    args = ["image", "build", "--base-image", LOCAL_BASE_IMAGE, "--push", "-o", "json"]
+    if HOST_CA_BUNDLE.is_file():
+        args[4:4] = ["--ca-cert", str(HOST_CA_BUNDLE)]
+    built = json.loads(env.cli(*args).stdout)
+    pushed = built["pushed"]
+    assert set(pushed) >= {built["tag"], built["gateway"]} and len(pushed) == 3
+    for reference in pushed.values():
+        assert reference.startswith(f"{registry.address}/cortexlite/") and registry.has(reference), reference
+    env.cli(
+        "env", "add", "bare", "--nomad-addr", "http://127.0.0.1:9", "--storage", "s3://nomad-bundles/x", "--no-check"
+    )
+    refused = env.cli("-e", "bare", "image", "build", "--push", check=False)
+    assert refused.returncode == 1 and "--push needs an environment with a registry" in refused.stderr

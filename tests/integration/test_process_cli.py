@@ -74,17 +74,18 @@ def test_environments(local_env: LocalEnv, tmp_path: Path) -> None:
     env.cli(
         "env", "add", "gpu-box", "--docker-host", "ssh://ops@gpu1", "--storage", "s3://models/cortexlite", "--no-check"
     )
-    env.cli("env", "add", "prod", "--nomad-addr", "http://nomad:4646")
+    env.cli("env", "add", "prod", "--nomad-addr", "http://127.0.0.1:9", "--storage", "s3://models/prod", "--no-check")
     conflict = env.cli("env", "add", "x", "--docker-host", "tcp://h:2375", "--nomad-addr", "http://n:4646", check=False)
     assert conflict.returncode == 1 and "conflict" in conflict.stderr
     listing = {row["name"]: row for row in json.loads(env.cli("env", "list", "-o", "json").stdout)}
     assert listing["gpu-box"]["backend"] == "docker" and listing["gpu-box"]["network"] == "bridge"
     assert listing["prod"]["backend"] == "nomad" and listing["local"]["current"] is True
 
-    # A backend this version lacks is a clear error, not a half deploy.
+    # A cluster that does not answer is a clear error, not a half deploy.
     project = make_api_project(tmp_path / "project")
-    refused = env.cli("-e", "prod", "deploy", str(project), check=False)
-    assert refused.returncode == 1 and "nomad backend" in refused.stderr
+    refused = env.cli("-e", "prod", "get", check=False)
+    assert refused.returncode == 1 and "Nomad at http://127.0.0.1:9 did not answer" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
     env.cli("up", str(project))
     busy = env.cli("env", "remove", "local", check=False)

@@ -26,7 +26,8 @@ JOB = "iris"
 
 @pytest.fixture
 def nomad() -> Iterator[FakeNomad]:
-    with FakeNomad(token=TOKEN) as fake:
+    """A cluster with GPUs enough for the reference job (one per allocation) at every count these tests use."""
+    with FakeNomad(token=TOKEN, gpus=8) as fake:
         yield fake
 
 
@@ -252,7 +253,8 @@ def test_contract_logs_are_framed_and_followed(nomad: FakeNomad, client: httpx.C
 
 
 def test_contract_plan_without_gpus_is_unplaceable(client: httpx.Client) -> None:
-    plan = client.post(f"/v1/job/{JOB}/plan", json={**reference_request(), "Diff": True}).json()
+    with FakeNomad() as bare, httpx.Client(base_url=bare.url) as no_gpus:
+        plan = no_gpus.post(f"/v1/job/{JOB}/plan", json={**reference_request(), "Diff": True}).json()
     assert plan["FailedTGAllocs"]["api"]["ConstraintFiltered"] == {"missing devices": 1}
     assert plan["Annotations"]["DesiredTGUpdates"]["api"]["Place"] == 2
     assert plan["Diff"]["Type"] == "Added"
@@ -291,3 +293,15 @@ def test_contract_variables_and_stop_and_purge(nomad: FakeNomad, client: httpx.C
     client.delete(f"/v1/job/{JOB}", params={"purge": "true"})
     assert client.get(f"/v1/job/{JOB}").status_code == 404
     assert JOB not in nomad.jobs
+
+
+def test_contract_a_job_without_gpus_to_run_on_is_blocked() -> None:
+    """Registered anyway (as Nomad does): a blocked evaluation says why, and nothing is placed."""
+    with FakeNomad() as bare, httpx.Client(base_url=bare.url, timeout=10) as client:
+        assert client.post("/v1/jobs", json=reference_request()).status_code == 200
+        evaluations = client.get(f"/v1/job/{JOB}/evaluations").json()
+        blocked = [e for e in evaluations if e["Status"] == "blocked"]
+        assert blocked and blocked[0]["FailedTGAllocs"]["api"]["ConstraintFiltered"] == {"missing devices": 1}
+        assert blocked[0]["QueuedAllocations"] == {"api": 2}
+        assert client.get(f"/v1/job/{JOB}/allocations").json() == []
+        assert client.get(f"/v1/job/{JOB}/deployment").json()["Status"] == "running"
