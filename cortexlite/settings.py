@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cortexlite.errors import ConfigError
 
-__all__ = ["DEFAULT_PORT_RANGE", "IMAGE_OPTIONS_FILE", "Settings"]
+__all__ = ["DEFAULT_PORT_RANGE", "IMAGE_OPTIONS_FILE", "Settings", "seconds_setting"]
 
 # Below Linux's ephemeral range (32768-60999), so outgoing connections never hold a replica's port.
 DEFAULT_PORT_RANGE = (30000, 30999)
@@ -56,7 +56,9 @@ class Settings:
             port_range=_port_range(env.get("CORTEXLITE_PORT_RANGE")),
             fake_gpus=env.get("CORTEXLITE_FAKE_GPUS") or None,
             labels=_labels(env.get("CORTEXLITE_LABELS")),
-            operator_interval=_seconds("CORTEXLITE_OPERATOR_INTERVAL", env.get("CORTEXLITE_OPERATOR_INTERVAL"), 10.0),
+            operator_interval=seconds_setting(
+                "CORTEXLITE_OPERATOR_INTERVAL", env.get("CORTEXLITE_OPERATOR_INTERVAL"), 10.0
+            ),
         )
 
 
@@ -85,7 +87,8 @@ def _labels(raw: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _seconds(name: str, raw: str | None, default: float) -> float:
+def seconds_setting(name: str, raw: str | None, default: float) -> float:
+    """A positive number of seconds from variable `name` (`raw`: its value), else `default`."""
     if not raw:
         return default
     try:

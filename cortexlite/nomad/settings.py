@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cortexlite.environments import Environment
 from cortexlite.errors import EnvConfigError
+from cortexlite.settings import seconds_setting
 
 __all__ = ["DEFAULT_CPU_MHZ_PER_CORE", "NomadSettings"]
 
@@ -57,8 +58,12 @@ class NomadSettings:
             client_cert=_file("NOMAD_CLIENT_CERT", env.get("NOMAD_CLIENT_CERT")),
             client_key=_file("NOMAD_CLIENT_KEY", env.get("NOMAD_CLIENT_KEY")),
             skip_verify=env.get("NOMAD_SKIP_VERIFY", "").lower() in _TRUE,
-            connect_timeout=_seconds(env, "CORTEXLITE_NOMAD_CONNECT_TIMEOUT", 5.0),
-            read_timeout=_seconds(env, "CORTEXLITE_NOMAD_READ_TIMEOUT", 30.0),
+            connect_timeout=seconds_setting(
+                "CORTEXLITE_NOMAD_CONNECT_TIMEOUT", env.get("CORTEXLITE_NOMAD_CONNECT_TIMEOUT"), 5.0
+            ),
+            read_timeout=seconds_setting(
+                "CORTEXLITE_NOMAD_READ_TIMEOUT", env.get("CORTEXLITE_NOMAD_READ_TIMEOUT"), 30.0
+            ),
         )
 
 
@@ -69,16 +74,3 @@ def _file(name: str, value: str | None) -> Path | None:
     if not path.is_file():
         raise EnvConfigError(f"{name}: {path} is not a file")
     return path
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise EnvConfigError(f"{name}: expected a number of seconds above 0 (got {raw!r})")
-    return value

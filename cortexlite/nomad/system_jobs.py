@@ -39,6 +39,8 @@ GATEWAY_JOB = "cortexlite-gateway"
 OPERATOR_JOB = "cortexlite-operator"
 NODE_AGENT = "http://${attr.unique.network.ip-address}:4646"
 _LITERAL = ("[[cortexlite-literal:", ":cortexlite-literal]]")
+# Keep restarting in place: a gateway or an operator has nowhere better to go than its node.
+_RESTART = {"Attempts": 10, "Interval": ns(300), "Delay": ns(5), "Mode": "delay"}
 
 Log = Callable[[str], None]
 
@@ -99,7 +101,7 @@ def render_gateway_job(settings: JobSettings, image: str, port: int, admin_port:
                 ],
             }
         ],
-        "RestartPolicy": {"Attempts": 10, "Interval": ns(300), "Delay": ns(5), "Mode": "delay"},
+        "RestartPolicy": dict(_RESTART),
         "Tasks": [task],
     }
     return _job(GATEWAY_JOB, "system", "gateway", settings, group)
@@ -135,7 +137,7 @@ def render_operator_job(settings: JobSettings, image: str, decision_interval: fl
     group = {
         "Name": "operator",
         "Count": 1,
-        "RestartPolicy": {"Attempts": 10, "Interval": ns(300), "Delay": ns(5), "Mode": "delay"},
+        "RestartPolicy": dict(_RESTART),
         "Tasks": [task],
     }
     return _job(OPERATOR_JOB, "service", "operator", settings, group)

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import pytest
@@ -101,6 +101,7 @@ class LocalEnv:
     cache: Path
     port: int
     admin_port: int
+    cli_timeout: ClassVar[float] = 180
 
     @property
     def environ(self) -> dict[str, str]:
@@ -115,10 +116,11 @@ class LocalEnv:
             "DOCKER_HOST": NO_DOCKER,
         }
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         """`cortexlite ARGS` as a user runs it; a failure shows the command and its output."""
         result = subprocess.run(
-            [str(CORTEXLITE), *args], env=self.environ, capture_output=True, text=True, timeout=timeout,
+            [str(CORTEXLITE), *args], env=self.environ, capture_output=True, text=True,
+            timeout=timeout or self.cli_timeout,
             stdin=subprocess.DEVNULL, check=False,
         )  # fmt: skip
         if check and result.returncode != 0:

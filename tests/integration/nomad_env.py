@@ -4,12 +4,13 @@ Traefik reading the fake's service catalog, real storage and the real Docker eng
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -18,7 +19,7 @@ from cortexlite.nomad.job import JobSettings
 from cortexlite.nomad.system_jobs import render_gateway_job
 from tests.conftest import free_port
 from tests.fake_nomad import FakeNomad
-from tests.integration.conftest import CORTEXLITE, docker
+from tests.integration.conftest import LocalEnv, docker
 from tests.integration.storage_server import FULL, SeaweedServer
 
 __all__ = ["TOKEN", "NomadEnv", "Registry", "TraefikOnFake", "open_nomad_env"]
@@ -116,51 +117,27 @@ class TraefikOnFake:
 
 
 @dataclass
-class NomadEnv:
-    """A CORTEXLITE_HOME of its own with a nomad environment `prod` on the fake agent."""
+class NomadEnv(LocalEnv):
+    """A CORTEXLITE_HOME of its own with a nomad environment `prod` on the fake agent (`port`, `admin_port`:
+    its gateway's, where a test's Traefik listens)."""
 
-    home: Path
-    fake: FakeNomad
-    registry: Registry
-    s3: SeaweedServer
-    gateway_port: int
-    admin_port: int
+    fake: FakeNomad | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    cli_timeout: ClassVar[float] = 600  # the first deploy builds images
 
     @property
     def environ(self) -> dict[str, str]:
-        import os
-
-        environ = {
-            **os.environ, "CORTEXLITE_HOME": str(self.home), "CORTEXLITE_CACHE_DIR": str(self.home / "cache"),
-            "CORTEXLITE_ENV": "prod", "NO_COLOR": "1", "COLUMNS": "200", "CORTEXLITE_S3_RETRY_BUDGET": "5",
-        }  # fmt: skip
+        environ = super().environ | {"CORTEXLITE_ENV": "prod", "CORTEXLITE_S3_RETRY_BUDGET": "5"}
         for name in ("NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_REGION"):
             environ.pop(name, None)
+        environ.pop("DOCKER_HOST")  # the process environments' "no engine": Nomad images are built on this one
+        if "DOCKER_HOST" in os.environ:
+            environ["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
         return environ | self.extra
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(CORTEXLITE), *args], env=self.environ, capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"cortexlite {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [str(CORTEXLITE), *args], env=self.environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-
     def requests(self, method: str, path: str) -> list[Any]:
+        assert self.fake is not None
         return self.fake.requests_to(method, path)
-
-    def paths(self) -> list[str]:
-        return [f"{entry.method} {entry.path}" for entry in self.fake.requests]
 
 
 def open_nomad_env(  # noqa: PLR0917 - one call per test
@@ -171,7 +148,7 @@ def open_nomad_env(  # noqa: PLR0917 - one call per test
     (home / "image.json").write_text(image_options.read_text())
     s3.make_bucket(bucket)
     port, admin_port = free_port(), free_port()
-    env = NomadEnv(home, fake, registry, s3, port, admin_port)
+    env = NomadEnv(home, home / "cache", port, admin_port, fake=fake)
     env.cli(
         "env", "add", "prod", "--nomad-addr", fake.url, "--nomad-token", TOKEN, "--registry", registry.address,
         "--storage", f"s3://{bucket}/prod", "--s3-endpoint", s3.endpoint, "--s3-access-key", FULL.access_key,

@@ -23,14 +23,13 @@ import pytest
 
 from cortexlite.environments import ConfigFile
 from cortexlite.errors import NomadInvalid
-from cortexlite.image import LOCAL_BASE_IMAGE
 from cortexlite.nomad.cluster import Cluster
 from cortexlite.nomad.rollout import _register
 from cortexlite.settings import Settings
 from cortexlite_runtime.storage import Location, Storage
 from tests.conftest import StartRuntime, make_project
 from tests.fake_nomad import FakeNomad
-from tests.integration.conftest import HOST_CA_BUNDLE, make_api_project
+from tests.integration.conftest import make_api_project
 from tests.integration.nomad_env import (
     TOKEN,
     NomadEnv,
@@ -65,7 +64,7 @@ def nomad_env(
 @pytest.fixture
 def gateway(fake: FakeNomad, nomad_env: NomadEnv, tmp_path: Path) -> Iterator[TraefikOnFake]:
     """The environment's gateway, as its job would run it on a client (the job's arguments, its ports)."""
-    traefik = TraefikOnFake(fake, tmp_path / "traefik.log", nomad_env.gateway_port, nomad_env.admin_port)
+    traefik = TraefikOnFake(fake, tmp_path / "traefik.log", nomad_env.port, nomad_env.admin_port)
     try:
         yield traefik
     finally:
@@ -195,6 +194,16 @@ def test_a_failed_create_leaves_nothing(nomad_env: NomadEnv, fake: FakeNomad, tm
     assert JOB not in fake.jobs and VARIABLE not in fake.variables
     missing = env.cli("get", "answer", check=False)
     assert missing.returncode == 1 and "no API named answer in environment prod" in missing.stderr
+
+    # Left to Nomad (`--no-wait`), a replica the kernel killed for memory shows as such in `get`.
+    oom = {"Type": "Terminated", "DisplayMessage": "Exit Code: 137, Exit Message: \"OOM Killed\"",
+           "Details": {"exit_code": "137", "oom_killed": "true"}}  # fmt: skip
+    fake.script_deployment(JOB, "failed", after=0.3, failed_events=[oom])
+    env.cli("deploy", str(project), "--no-wait")
+    time.sleep(1.5)
+    view = json.loads(env.cli("get", "answer", "-o", "json").stdout)[0]
+    assert view["status"] == "error (out of memory)", view
+    assert "OOM Killed" in view["reason"] and view["up_to_date"] == 0
 
 
 def test_plan_shows_unplaceable_gpus_and_registers_nothing(
@@ -403,7 +412,8 @@ def test_gpus_no_client_has_are_compute_unavailable(nomad_env: NomadEnv, fake: F
     assert refused.returncode == 1 and time.monotonic() - started < 60
     assert "answer: compute unavailable: 1 replica(s) cannot be placed: missing devices" in refused.stderr
     assert "Nomad reverts to job version 0, which keeps serving" in refused.stderr
-    assert env.requests("POST", f"/v1/deployment/fail/{fake.job(JOB) and _deployment_id(env)}")
+    (failing,) = [e for e in fake.requests if e.path.startswith("/v1/deployment/fail/")]
+    assert failing.method == "POST" and failing.path.endswith(f"/{failing.body['DeploymentID']}")
     view = json.loads(env.cli("get", "-o", "json").stdout)[0]
     assert view["status"] == "live" and "Devices" not in json.dumps(fake.job(JOB)["TaskGroups"][0]["Tasks"][0])
 
@@ -416,25 +426,3 @@ def test_gpus_no_client_has_are_compute_unavailable(nomad_env: NomadEnv, fake: F
     refused = env.cli("deploy", str(project), check=False)
     assert refused.returncode == 1 and "wide was not created (its job was removed)" in refused.stderr
     assert "cortexlite-wide" not in fake.jobs
-
-
-def _deployment_id(env: NomadEnv) -> str:
-    failed = [e for e in env.fake.requests if e.path.startswith("/v1/deployment/fail/")]
-    return failed[-1].path.rsplit("/", 1)[1] if failed else "none"
-
-
-def test_image_build_pushes_to_the_environments_registry(nomad_env: NomadEnv, registry: Registry) -> None:
-    env = nomad_env
-    args = ["image", "build", "--base-image", LOCAL_BASE_IMAGE, "--push", "-o", "json"]
-    if HOST_CA_BUNDLE.is_file():
-        args[4:4] = ["--ca-cert", str(HOST_CA_BUNDLE)]
-    built = json.loads(env.cli(*args).stdout)
-    pushed = built["pushed"]
-    assert set(pushed) >= {built["tag"], built["gateway"]} and len(pushed) == 3
-    for reference in pushed.values():
-        assert reference.startswith(f"{registry.address}/cortexlite/") and registry.has(reference), reference
-    env.cli(
-        "env", "add", "bare", "--nomad-addr", "http://127.0.0.1:9", "--storage", "s3://nomad-bundles/x", "--no-check"
-    )
-    refused = env.cli("-e", "bare", "image", "build", "--push", check=False)
-    assert refused.returncode == 1 and "--push needs an environment with a registry" in refused.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cortexlite.environments import BackendKind, Environment
-from cortexlite.errors import EnvConfigError
+from cortexlite.errors import CortexliteError
 from cortexlite.nomad.client import decode_frames
 from cortexlite.nomad.plan import plan_lines, summarize_plan
 from cortexlite.nomad.settings import NomadSettings
@@ -67,7 +67,7 @@ def test_settings_prefer_the_environment_then_nomads_variables(tmp_path: Path) -
     ],
 )
 def test_settings_errors_name_the_setting(fields: dict[str, object], environ: dict[str, str], fragment: str) -> None:
-    with pytest.raises(EnvConfigError) as caught:
+    with pytest.raises(CortexliteError) as caught:
         NomadSettings.from_environment(_nomad(**fields), environ)
     assert fragment in str(caught.value)
 
