@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cortexlite.environments import Environment
-from cortexlite.errors import EnvConfigError
+from cortexlite.errors import EnvConfigError, SnapshotError
 from cortexlite.files import atomic_write, read_json
 from cortexlite.snapshot import project_files
 from cortexlite_runtime.bundle import Bundle, bundle_key, make_bundle, upload_bundle
@@ -98,10 +98,13 @@ class BundleStore:
     def for_environment(cls, home: Path, environment: Environment) -> BundleStore:
         return cls(home, storage_location(environment), environment.storage_settings())
 
+    def note(self, snapshot: Path) -> Path:
+        """Where the sha256 and size of the snapshot's bundle are remembered."""
+        return self.home / "bundles" / f"{snapshot.name}.json"
+
     def bundle(self, snapshot: Path) -> Bundle:
         """The snapshot's zip, made the first time and then reused (its sha256 remembered beside it)."""
-        directory = self.home / "bundles"
-        target, note = directory / f"{snapshot.name}.zip", directory / f"{snapshot.name}.json"
+        target, note = self.home / "bundles" / f"{snapshot.name}.zip", self.note(snapshot)
         known = read_json(note)
         if isinstance(known, dict) and target.is_file() and target.stat().st_size == known.get("size"):
             return Bundle(target, str(known["sha256"]), int(known["size"]))
@@ -118,6 +121,8 @@ class BundleStore:
         """Make sure the store holds the snapshot's bundle; where it is."""
         if snapshot.name in self._shipped:
             return self._shipped[snapshot.name]
+        if not snapshot.is_dir():
+            return self._stored(snapshot)
         started = time.monotonic()
         bundle = self.bundle(snapshot)
         storage = Storage(self.settings, self.location.scheme)
@@ -134,6 +139,27 @@ class BundleStore:
             log(f"bundle {bundle.sha256[:12]} ({_size(bundle.size)}) uploaded to {location.url} at {rate:.1f} MiB/s")
         else:
             log(f"bundle {bundle.sha256[:12]} is already in {self.location.url}: nothing uploaded")
+        self._shipped[snapshot.name] = shipped
+        return shipped
+
+    def _stored(self, snapshot: Path) -> Shipped:
+        """A snapshot that is not on this machine (the operator on a remote host): its bundle, which its note
+        names, must already be in the store."""
+        known = read_json(self.note(snapshot))
+        if not isinstance(known, dict) or not isinstance(known.get("sha256"), str):
+            raise SnapshotError(
+                f"the snapshot {snapshot.name[:12]} is not on this machine and no bundle of it is known here; "
+                "deploy the project again"
+            )
+        location = self.location.child(bundle_key("", str(known["sha256"])))
+        storage = Storage(self.settings, self.location.scheme)
+        try:
+            present = storage.stat(location.bucket, location.key)
+        finally:
+            storage.close()
+        if present is None:
+            raise SnapshotError(f"the bundle {location.url} of snapshot {snapshot.name[:12]} is not in the store")
+        shipped = Shipped(location.url, str(known["sha256"]), int(known.get("size") or 0), False, 0.0)
         self._shipped[snapshot.name] = shipped
         return shipped
 

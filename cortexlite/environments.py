@@ -90,6 +90,9 @@ class Environment(BaseModel):
     s3_secure: bool | None = None
     s3_ca_bundle: str | None = None
     s3_replica_endpoint: str | None = None
+    # Projects reach this Docker engine as bundles through storage although it is local: the definition the
+    # operator of a remote environment runs with, on that environment's host.
+    via_storage: bool | None = None
     # Nomad (see cortexlite.nomad.settings): unset fields fall back to NOMAD_ADDR, NOMAD_TOKEN,
     # NOMAD_NAMESPACE, NOMAD_REGION and NOMAD_CACERT in the environment of the command.
     nomad_token: str | None = Field(default=None, repr=False)
@@ -131,8 +134,10 @@ class Environment(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Environment:
-        if self.backend is not BackendKind.DOCKER and (self.docker_host or self.network):
+        if self.backend is not BackendKind.DOCKER and (self.docker_host or self.network or self.via_storage):
             raise ValueError(f"docker_host and network apply to the docker backend, not {self.backend.value}")
+        if self.via_storage and not self.storage:
+            raise ValueError("via_storage needs storage")
         if self.backend is not BackendKind.NOMAD:
             nomad = [name for name in _NOMAD_FIELDS if getattr(self, name) is not None]
             if nomad:
@@ -156,6 +161,11 @@ class Environment(BaseModel):
             and bool(self.docker_host)
             and not str(self.docker_host).startswith(("unix://", "npipe://"))
         )
+
+    @property
+    def ships_bundles(self) -> bool:
+        """Whether projects reach replicas as bundles through storage (not as bind mounts of this machine's files)."""
+        return self.remote_docker or bool(self.via_storage)
 
     @property
     def gateway_address(self) -> str:

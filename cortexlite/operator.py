@@ -30,7 +30,7 @@ from cortexlite.autoscaling import Decision, Sample, ScalerState, decide, policy
 from cortexlite.backends.base import Replica, ReplicaStatus
 from cortexlite.errors import CortexliteError
 from cortexlite.files import atomic_write, read_json
-from cortexlite.state import ApiRecord
+from cortexlite.state import ApiRecord, EnvState
 from cortexlite.updater import Updater
 from cortexlite.workspace import Workspace
 
@@ -98,9 +98,9 @@ def run_loop(tick: Callable[..., None], decision_interval: float, stop: Callable
         time.sleep(max(0.0, SAMPLE_INTERVAL_S - (time.monotonic() - started)))
 
 
-def last_event(api_dir: Path) -> ScalingEvent | None:
+def last_event(state: EnvState, name: str) -> ScalingEvent | None:
     """The API's last autoscaling event, as the operator recorded it."""
-    data = read_json(api_dir / _STATE_FILE)
+    data = state.read_api_file(name, _STATE_FILE)
     event = data.get("last_event") if isinstance(data, dict) else None
     if not isinstance(event, dict):
         return None

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from packaging.requirements import Requirement
 
 import cortexlite
@@ -27,6 +29,7 @@ from cortexlite.backends.docker import DockerEngine
 from cortexlite.environments import Environment
 from cortexlite.errors import DockerError
 from cortexlite.image import ImageOptions, build_runtime_image, packaged_file, tar_context
+from cortexlite.remote_state import STATE_HOME, STATE_MOUNT, RemoteEnvState
 from cortexlite.runtime_wheel import file_digest
 from cortexlite.settings import Settings
 
@@ -58,6 +61,10 @@ class OperatorPlan:
     user: str | None  # uid:gid, None for root
     socket_group: int | None
     gpus: bool  # the host has GPUs: NVML inside needs the NVIDIA runtime's utility capability
+    # A remote environment: the state volume is the operator's CORTEXLITE_HOME (`remote_state`), and
+    # `extra_env` holds what it cannot read from this machine (the store's keys).
+    state_volume: str | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -67,9 +74,10 @@ class OperatorPlan:
 def operator_container_config(plan: OperatorPlan) -> dict[str, Any]:
     """The body of `POST /containers/create` for the operator (pure)."""
     settings = plan.settings
+    home = STATE_HOME if plan.state_volume else str(settings.home)
     env = {
-        "CORTEXLITE_HOME": str(settings.home),
-        "CORTEXLITE_CACHE_DIR": str(settings.cache_dir),
+        "CORTEXLITE_HOME": home,
+        "CORTEXLITE_CACHE_DIR": f"{STATE_MOUNT}/cache" if plan.state_volume else str(settings.cache_dir),
         "CORTEXLITE_OPERATOR_INTERVAL": f"{settings.operator_interval:g}",
         "CORTEXLITE_PORT_RANGE": f"{settings.port_range[0]}-{settings.port_range[1]}",
         "HOME": "/tmp",
@@ -78,9 +86,12 @@ def operator_container_config(plan: OperatorPlan) -> dict[str, Any]:
         env["CORTEXLITE_LABELS"] = ",".join(f"{key}={value}" for key, value in settings.labels)
     if settings.fake_gpus:
         env["CORTEXLITE_FAKE_GPUS"] = settings.fake_gpus
-    binds = [f"{settings.home}:{settings.home}", f"{plan.socket}:{plan.socket}"]
-    if not settings.cache_dir.is_relative_to(settings.home):
-        binds.append(f"{settings.cache_dir}:{settings.cache_dir}")
+    env |= dict(plan.extra_env)
+    binds = [f"{plan.socket}:{plan.socket}"]
+    if plan.state_volume is None:
+        binds.insert(0, f"{settings.home}:{settings.home}")
+        if not settings.cache_dir.is_relative_to(settings.home):
+            binds.append(f"{settings.cache_dir}:{settings.cache_dir}")
     host: dict[str, Any] = {
         "Binds": binds,
         "NetworkMode": "host",
@@ -88,6 +99,8 @@ def operator_container_config(plan: OperatorPlan) -> dict[str, Any]:
         "RestartPolicy": {"Name": "unless-stopped"},
         "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
     }
+    if plan.state_volume is not None:
+        host["Mounts"] = [{"Type": "volume", "Source": plan.state_volume, "Target": STATE_MOUNT}]
     if plan.socket_group is not None:
         host["GroupAdd"] = [str(plan.socket_group)]
     if plan.gpus:
@@ -116,15 +129,45 @@ def operator_requirements() -> list[str]:
     return sorted(found) + list(_EXTRA)
 
 
+def host_files(environment: Environment, options: ImageOptions) -> tuple[dict[str, bytes], dict[str, str]]:
+    """What the operator of a remote environment needs on its host, which it cannot read from this machine
+    (pure): files for its CORTEXLITE_HOME (`config.yaml`: the environment as seen from the host, the
+    recorded image options, the store's CA) and the store's settings as variables (its keys among them)."""
+    storage = environment.storage_settings()
+    scheme = environment.storage.split("://")[0] if environment.storage else "s3"
+    replica = storage.replica_environment(scheme)
+    env = {key: value for key, value in replica.items() if key.startswith("CORTEXLITE_S3_")}
+    files: dict[str, bytes] = {}
+    if storage.ca_bundle is not None:
+        files["s3-ca.pem"] = storage.ca_bundle.read_bytes()
+        env["CORTEXLITE_S3_CA_BUNDLE"] = f"{STATE_HOME}/s3-ca.pem"
+    local = {"name", "docker_host", "gateway_host", "via_storage"} | {
+        name for name in Environment.model_fields if name.startswith("s3_")
+    }
+    definition = environment.model_dump(mode="json", exclude_none=True, exclude=local)
+    # The same gateway address (its container's fingerprint depends on it), projects still through storage.
+    definition |= {"backend": "docker", "via_storage": True, "gateway_host": environment.gateway_address}
+    config = {"current": environment.name, "environments": {environment.name: definition}}
+    files["config.yaml"] = yaml.safe_dump(config, sort_keys=False).encode()
+    image = {"base_image": options.base_image, "pip_index_url": options.pip_index_url,
+             "build_network": options.build_network}  # fmt: skip
+    files["image.json"] = json.dumps(image, indent=2).encode()
+    return files, env
+
+
 class OperatorContainer:
+    """The environment's operator as a container on its engine's host: with this machine's CORTEXLITE_HOME
+    for a local engine, with the state volume (`remote_state`) for a remote one."""
+
     def __init__(
         self, engine: DockerEngine, environment: Environment, settings: Settings, options: ImageOptions,
-        *, gpus: Callable[[], bool],
+        *, gpus: Callable[[], bool], remote: RemoteEnvState | None = None,
     ) -> None:  # fmt: skip
         self.engine = engine
         self.environment = environment
         self.settings = settings
         self.options = options
+        self.remote = remote
         self._gpus = gpus
         self.name = f"cortexlite-{environment.name}-operator"
         self.log = f"`docker logs {self.name}`"
@@ -136,24 +179,38 @@ class OperatorContainer:
     def ensure(self, log: Log | None = None) -> tuple[str, bool]:
         """The operator container, (re)made when absent, stopped, or of another image; True when started now."""
         say = log or (lambda _line: None)
-        image = self._image(say)
+        config = operator_container_config(self._plan(self._image(say)))
+        fingerprint = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+        config["Labels"]["cortexlite.operator"] = fingerprint
         found = self.engine.inspect_container(self.name)
-        if found is not None and found.get("Config", {}).get("Image") == image and found["State"].get("Running"):
+        labels = (found or {}).get("Config", {}).get("Labels") or {}
+        if found is not None and labels.get("cortexlite.operator") == fingerprint and found["State"].get("Running"):
             return f"container {self.name}", False
         if found is not None:
             self.engine.remove_container(self.name)
-        plan = OperatorPlan(
-            env=self.environment.name, image=image, settings=self.settings, labels=dict(self.settings.labels),
-            socket=_socket(self.engine.address), user=_user(), socket_group=_socket_group(self.engine.address),
-            gpus=self._gpus(),
-        )  # fmt: skip
-        self.engine.create_container(self.name, operator_container_config(plan))
+        self.engine.create_container(self.name, config)
         try:
             self.engine.start_container(self.name)
         except DockerError:
             self.engine.remove_container(self.name)
             raise
         return f"container {self.name}; its events: {self.log}", True
+
+    def _plan(self, image: str) -> OperatorPlan:
+        if self.remote is None:
+            return OperatorPlan(
+                env=self.environment.name, image=image, settings=self.settings, labels=dict(self.settings.labels),
+                socket=_socket(self.engine.address), user=_user(), socket_group=_socket_group(self.engine.address),
+                gpus=self._gpus(),
+            )  # fmt: skip
+        files, env = host_files(self.environment, self.options)
+        for name, content in files.items():
+            self.remote.share(name, content)
+        return OperatorPlan(
+            env=self.environment.name, image=image, settings=self.settings, labels=dict(self.settings.labels),
+            socket="/var/run/docker.sock", user=None, socket_group=None, gpus=self._gpus(),
+            state_volume=self.remote.volume, extra_env=env,
+        )  # fmt: skip
 
     def stop(self, timeout: float = _STOP_TIMEOUT_S) -> bool:
         found = self.engine.inspect_container(self.name)

@@ -74,6 +74,8 @@ class RolloutMarker(BaseModel):
 
 
 class EnvState:
+    """The records of one environment's APIs, as files under `CORTEXLITE_HOME/envs/<env>/`."""
+
     def __init__(self, home: Path, env: str) -> None:
         self.root = home / "envs" / env
         self.env = env
@@ -122,6 +124,16 @@ class EnvState:
 
     def clear_marker(self, name: str) -> None:
         (self.api_dir(name) / "rollout.json").unlink(missing_ok=True)
+
+    def read_api_file(self, name: str, filename: str) -> Any:
+        """A JSON file the API's directory holds (the operator's `autoscaler.json`), or None."""
+        return read_json(self.api_dir(name) / filename)
+
+    def share(self, relative: str, data: bytes) -> None:
+        """Hand a file to whoever else reads this state (the operator on a remote host); here, nothing to do."""
+
+    def discard(self) -> None:
+        """Forget where the state lives once no API is left (`down`); here, nothing to do."""
 
     def spec_file(self, release: Release) -> Path:
         """The resolved spec of `release`, written once per version and spec."""

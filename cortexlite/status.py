@@ -127,7 +127,7 @@ def _view(ws: Workspace, record: ApiRecord, traffic: ApiTraffic) -> ApiView:
 
 
 def _last_scaling(ws: Workspace, name: str) -> dict[str, Any] | None:
-    event = last_event(ws.state.api_dir(name))
+    event = last_event(ws.state, name)
     return asdict(event) if event is not None else None
 
 

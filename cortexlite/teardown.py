@@ -48,4 +48,5 @@ def down(ws: Workspace | Cluster, report: Report, *, force: bool = False) -> lis
     ws.membership.clear()
     if ws.gateway.stop():
         report(f"gateway stopped ({ws.gateway_url})")
+    ws.state.discard()
     return names

@@ -33,6 +33,7 @@ class Stack:
     routes: RouteStore
     operator: OperatorRunner
     client: TraefikClient | None = None  # how to read the gateway's API (default: its port on 127.0.0.1)
+    state: EnvState | None = None  # where the records are (default: this machine's CORTEXLITE_HOME)
 
 
 StackFactory = Callable[[Settings, Environment, EnvState, list[int]], Stack]
@@ -61,19 +62,29 @@ def _docker_stack(settings: Settings, environment: Environment, state: EnvState,
     engine = DockerEngine.from_env(environment.docker_host)
     options = load_options(settings.home / IMAGE_OPTIONS_FILE).with_engine(environment.docker_host)
     labels = dict(settings.labels)
+    remote = None
+    if environment.remote_docker:
+        from cortexlite.image import build_runtime_image
+        from cortexlite.remote_state import RemoteEnvState
+
+        # The records live on the engine's host, where the operator runs (`remote_state`).
+        state = remote = RemoteEnvState(
+            settings.home, environment.name, engine, labels=labels,
+            image=lambda: build_runtime_image(options, None, engine).tag,
+        )  # fmt: skip
     backend = DockerBackend(
         settings, state, reserved, environment=environment, engine=engine, options=options, labels=labels
     )
     gateway = GatewayContainer(
         engine, environment, options=options, cache_dir=settings.cache_dir, labels=labels, traefik=settings.traefik
     )
-    operator: OperatorRunner
-    if environment.remote_docker:
-        # The operator container would need this machine's state directory on the remote host.
-        operator = OperatorProcess(state.root / "operator", environment.name, settings.home, settings.cache_dir)
-    else:
-        operator = OperatorContainer(engine, environment, settings, options, gpus=lambda: bool(inventory(None)))
-    return Stack(backend, gateway, ContainerRoutes(engine, gateway.name), operator, gateway.client())
+
+    def host_gpus() -> bool:
+        # Real GPUs only: the operator's container asks the NVIDIA runtime for NVML when its host has some.
+        return bool(backend.gpu_inventory(lambda _line: None)[0]) if remote else bool(inventory(None))
+
+    operator = OperatorContainer(engine, environment, settings, options, gpus=host_gpus, remote=remote)
+    return Stack(backend, gateway, ContainerRoutes(engine, gateway.name), operator, gateway.client(), state)
 
 
 def _docker_reachable() -> str | None:
@@ -118,6 +129,7 @@ class Workspace:
         state = EnvState(settings.home, environment.name)
         reserved = [port for other in config.environments().values() for port in (other.gateway_port, other.admin_port)]
         stack = _STACKS[environment.backend](settings, environment, state, reserved)
+        state = stack.state or state
         membership = Membership(stack.routes, stack.client or TraefikClient(environment.admin_port))
         notices = [notice] if notice else []
         return cls(settings, environment, state, stack.backend, stack.gateway, membership, stack.operator, notices)

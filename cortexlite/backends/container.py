@@ -232,7 +232,8 @@ class DockerBackend(Backend):
         self._inventory: list[Gpu] | None = None
         self._shared_ready = False
         self.remote = environment.remote_docker
-        self.bundles = BundleStore.for_environment(settings.home, environment) if self.remote else None
+        ships = environment.ships_bundles
+        self.bundles = BundleStore.for_environment(settings.home, environment) if ships else None
         self._storage = replica_storage(environment, CA_PATH)
 
     def close(self) -> None:
@@ -268,6 +269,8 @@ class DockerBackend(Backend):
     def ship(self, snapshot: Path, log: LogSink) -> None:
         if self.bundles is not None:
             self.bundles.ship(snapshot, log)
+            # The operator on the host finds the bundle of a snapshot it never saw by this note.
+            self.state.share(f"bundles/{snapshot.name}.json", self.bundles.note(snapshot).read_bytes())
 
     def start(self, release: Release, snapshot: Path, spec_file: Path) -> Replica:
         if self.engine.image_id(release.runtime) is None:
@@ -373,7 +376,7 @@ class DockerBackend(Backend):
             port=self.settings.port_range[0] if self.network is Network.HOST else None,
             gpus=tuple(f"<GPU {n}: a free NVML UUID>" for n in range(release.api.compute.gpu)),
             labels=self.labels, created_at=0.0,
-            project_uri="<the snapshot's bundle in storage>" if self.remote else None, extra_env=self._storage.shown,
+            project_uri="<the snapshot's bundle in storage>" if self.bundles else None, extra_env=self._storage.shown,
         )  # fmt: skip
         config = replica_container_config(plan)
         if self.network is Network.HOST:

