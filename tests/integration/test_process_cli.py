@@ -91,7 +91,10 @@ def test_environments(local_env: LocalEnv, tmp_path: Path) -> None:
     busy = env.cli("env", "remove", "local", check=False)
     assert busy.returncode == 1 and "down -e local" in busy.stderr
     env.cli("env", "use", "prod")
-    env.cli("env", "remove", "prod")
+    # Whether a cluster still runs APIs is asked of it: one that does not answer is removed only when forced.
+    unknown = env.cli("env", "remove", "prod", check=False)
+    assert unknown.returncode == 1 and "cannot check that it has no APIs" in unknown.stderr
+    env.cli("env", "remove", "prod", "--force")
     assert json.loads(env.cli("env", "list", "-o", "json").stdout)
     assert env.cli("env", "use", "nowhere", check=False).returncode == 1
 
