@@ -93,6 +93,8 @@ class Environment(BaseModel):
     # Projects reach this Docker engine as bundles through storage although it is local: the definition the
     # operator of a remote environment runs with, on that environment's host.
     via_storage: bool | None = None
+    # Where a remote engine's socket is on its host (for the operator there); None: /var/run/docker.sock.
+    host_socket: str | None = None
     # Nomad (see cortexlite.nomad.settings): unset fields fall back to NOMAD_ADDR, NOMAD_TOKEN,
     # NOMAD_NAMESPACE, NOMAD_REGION and NOMAD_CACERT in the environment of the command.
     nomad_token: str | None = Field(default=None, repr=False)
@@ -118,6 +120,13 @@ class Environment(BaseModel):
             raise ValueError(f"expected an http:// or https:// address such as http://nomad:4646 (got {value!r})")
         return value.rstrip("/") if value else value
 
+    @field_validator("host_socket")
+    @classmethod
+    def _socket_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"expected an absolute path such as /var/run/docker.sock (got {value!r})")
+        return value
+
     @field_validator("registry")
     @classmethod
     def _registry(cls, value: str | None) -> str | None:
@@ -136,6 +145,8 @@ class Environment(BaseModel):
     def _consistent(self) -> Environment:
         if self.backend is not BackendKind.DOCKER and (self.docker_host or self.network or self.via_storage):
             raise ValueError(f"docker_host and network apply to the docker backend, not {self.backend.value}")
+        if self.host_socket and not self.remote_docker:
+            raise ValueError("host_socket applies to a remote Docker engine (tcp:// or ssh://)")
         if self.via_storage and not self.storage:
             raise ValueError("via_storage needs storage")
         if self.backend is not BackendKind.NOMAD:
@@ -223,6 +234,7 @@ class EnvironmentRequest:
     gateway_admin_port: int | None = None
     network: Network | None = None
     gateway_host: str | None = None
+    host_socket: str | None = None
     s3: dict[str, Any] = field(default_factory=dict)  # s3_* fields, without the prefix
     nomad: dict[str, Any] = field(default_factory=dict)  # nomad_* fields without the prefix, registry, cpu_mhz_per_core
 
@@ -255,6 +267,7 @@ def build_environment(request: EnvironmentRequest) -> Environment:
         "gateway_admin_port": request.gateway_admin_port,
         "network": request.network or (Network.BRIDGE if backend is BackendKind.DOCKER else None),
         "gateway_host": request.gateway_host,
+        "host_socket": request.host_socket,
         **{f"s3_{key}": value for key, value in request.s3.items() if value is not None},
         **{_nomad_field(key): value for key, value in request.nomad.items() if value is not None},
     }

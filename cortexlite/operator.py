@@ -28,7 +28,7 @@ import httpx
 
 from cortexlite.autoscaling import Decision, Sample, ScalerState, decide, policy_for
 from cortexlite.backends.base import Replica, ReplicaStatus
-from cortexlite.errors import CortexliteError
+from cortexlite.errors import ConfigError, CortexliteError
 from cortexlite.files import atomic_write, read_json
 from cortexlite.state import ApiRecord, EnvState
 from cortexlite.updater import Updater
@@ -39,6 +39,7 @@ __all__ = [
     "Operator",
     "ScalingEvent",
     "Watch",
+    "check_engine",
     "event_line",
     "last_event",
     "load_scaler_state",
@@ -108,6 +109,22 @@ def last_event(state: EnvState, name: str) -> ScalingEvent | None:
         return ScalingEvent(float(event["at"]), int(event["before"]), int(event["after"]), dict(event["inputs"]))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def check_engine(ws: Workspace) -> None:
+    """An operator told which Docker engine it serves (`CORTEXLITE_ENGINE_ID`) refuses to work on another."""
+    from cortexlite.backends.container import DockerBackend
+
+    expected = ws.settings.engine_id
+    if not expected or not isinstance(ws.backend, DockerBackend):
+        return
+    found = ws.backend.engine.identity()
+    if found != expected:
+        raise ConfigError(
+            f"the operator of environment {ws.environment.name} reaches the Docker engine {found} at "
+            f"{ws.backend.engine.address}, not the environment's ({expected}): give the engine's socket on its "
+            f"host with `cortexlite env add {ws.environment.name} ... --host-socket PATH`"
+        )
 
 
 class Operator:

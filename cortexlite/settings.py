@@ -29,6 +29,8 @@ class Settings:
     - `CORTEXLITE_FAKE_GPUS`: a scripted GPU inventory (JSON, or `@FILE`) used instead of NVML's, a test aid
       for machines without GPUs (`cortexlite.gpus.inventory`).
     - `CORTEXLITE_OPERATOR_INTERVAL` (default 10): seconds between the operator's autoscaling decisions.
+    - `CORTEXLITE_ENGINE_ID`: which Docker engine an operator serves (`DockerEngine.identity`); set on a
+      remote host's operator, which then refuses any other engine its socket might lead to.
     - `CORTEXLITE_LABELS`: `key=value,...` added to every container, network and volume cortexlite creates
       (the test suite adds `cortexlite.test=1`).
     """
@@ -41,6 +43,7 @@ class Settings:
     fake_gpus: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
     operator_interval: float = 10.0
+    engine_id: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +59,7 @@ class Settings:
             port_range=_port_range(env.get("CORTEXLITE_PORT_RANGE")),
             fake_gpus=env.get("CORTEXLITE_FAKE_GPUS") or None,
             labels=_labels(env.get("CORTEXLITE_LABELS")),
+            engine_id=env.get("CORTEXLITE_ENGINE_ID") or None,
             operator_interval=seconds_setting(
                 "CORTEXLITE_OPERATOR_INTERVAL", env.get("CORTEXLITE_OPERATOR_INTERVAL"), 10.0
             ),

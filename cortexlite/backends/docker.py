@@ -86,6 +86,11 @@ class DockerEngine:
         with self._errors("info"):
             return dict(self._client.api.info())
 
+    def identity(self) -> str:
+        """Which engine this is: its ID and data root (two engines on one host share the ID, never the root)."""
+        found = self.info()
+        return f"{found.get('ID', '')}@{found.get('DockerRootDir', '')}"
+
     # --- containers -----------------------------------------------------------------------------
 
     def containers(self, labels: Mapping[str, str | None]) -> list[dict[str, Any]]:

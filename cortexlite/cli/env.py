@@ -44,6 +44,12 @@ def add(
         str | None,
         typer.Option(help="Where users reach the gateway (default: a remote Docker host's name, else 127.0.0.1)."),
     ] = None,
+    host_socket: Annotated[
+        str | None,
+        typer.Option(
+            help="A remote engine's socket on its host, for the operator there (default /var/run/docker.sock)."
+        ),
+    ] = None,
     s3_endpoint: Annotated[
         str | None, typer.Option(help="The S3 endpoint, e.g. http://minio:9000 (else CORTEXLITE_S3_ENDPOINT).")
     ] = None,
@@ -95,7 +101,7 @@ def add(
     request = EnvironmentRequest(
         name=name, backend=backend, docker_host=docker_host, nomad_addr=nomad_addr, storage=storage,
         gateway_port=gateway_port, gateway_admin_port=gateway_admin_port, network=network, s3=s3,
-        gateway_host=gateway_host, nomad=nomad,
+        gateway_host=gateway_host, nomad=nomad, host_socket=host_socket,
     )  # fmt: skip
     environment = build_environment(request)
     config = ConfigFile(Settings.from_env().home)

@@ -10,7 +10,7 @@ from types import FrameType
 import typer
 
 from cortexlite.cli.common import open_workspace
-from cortexlite.operator import Operator
+from cortexlite.operator import Operator, check_engine
 from cortexlite.workspace import Workspace
 
 __all__ = ["operator_command"]
@@ -27,6 +27,7 @@ def operator_command(ctx: typer.Context) -> None:
     with open_workspace(ctx) as ws:
         operator: Operator | NomadOperator
         if isinstance(ws, Workspace):
+            check_engine(ws)
             operator = Operator(ws, _log, decision_interval=ws.settings.operator_interval)
         else:
             from cortexlite.nomad.operator import NomadOperator

@@ -152,7 +152,7 @@ def remote_env(  # noqa: PLR0917 - pytest passes fixtures by position
 
 def _remote_env(  # noqa: PLR0917 - one call per test, every argument differs
     tmp_path: Path, replica_cache: Path, image_options: dict[str, object], prefix: str, engine_port: int,
-    bucket: str, s3_endpoint: str,
+    bucket: str, s3_endpoint: str, *extra: str,
 ) -> RemoteEnv:  # fmt: skip
     """A home with a docker environment on the engine at tcp://127.0.0.1:`engine_port`, storage in `bucket`."""
     from tests.conftest import free_port
@@ -166,7 +166,7 @@ def _remote_env(  # noqa: PLR0917 - one call per test, every argument differs
         "env", "add", env.name, "--docker-host", f"tcp://127.0.0.1:{engine_port}", "--network", "host",
         "--gateway-port", str(port), "--gateway-admin-port", str(admin_port),
         "--storage", f"s3://{bucket}/team", "--s3-endpoint", s3_endpoint,
-        "--s3-access-key", FULL.access_key, "--s3-secret-key", FULL.secret_key,
+        "--s3-access-key", FULL.access_key, "--s3-secret-key", FULL.secret_key, *extra,
     )  # fmt: skip
     return env
 
@@ -268,8 +268,10 @@ def test_a_host_with_an_empty_image_store_gets_its_images_built_there(
     second_engine: SecondEngine, tmp_path: Path, replica_cache: Path, docker_image_options: Path,
     s3_server: SeaweedServer,
 ) -> None:  # fmt: skip
-    """A second dockerd, reached over TCP: the base image is copied from this machine's engine, the runtime
-    and gateway images are built on it, and the project arrives through storage."""
+    """A second dockerd, reached over TCP: the base image is copied from this machine's engine, the runtime,
+    gateway and operator images are built on it, the project arrives through storage, and the operator runs
+    there. Its socket is not the usual one on the host: told nothing, the operator finds another engine at
+    /var/run/docker.sock (this machine's) and refuses it; told `--host-socket`, it serves its own."""
     s3_server.make_bucket("second-engine")
     proxy = TcpProxy(str(second_engine.socket))
     # The second engine's bridge has no NAT: its build steps use the host's network (`image build --build-network`).
@@ -283,10 +285,37 @@ def test_a_host_with_an_empty_image_store_gets_its_images_built_there(
         assert "copying cortexlite/base:bookworm from the engine at" in output, output
         assert _answer(env) == {"answer": "v1"}
         tags = second_engine.docker("images", "--format", "{{.Repository}}").stdout.split()
-        assert {"cortexlite/base", "cortexlite/runtime", "cortexlite/gateway"} <= set(tags), tags
+        assert {"cortexlite/base", "cortexlite/runtime", "cortexlite/gateway", "cortexlite/operator"} <= set(tags)
         replicas = second_engine.docker("ps", "-q", "--filter", "label=cortexlite.role=replica").stdout.split()
         assert len(replicas) == 1
-        assert not docker("ps", "-q", "--filter", f"label=cortexlite.env={env.name}").stdout.strip(), (
+        operator = f"cortexlite-{env.name}-operator"
+        refusal = "reaches the Docker engine"
+        deadline = time.monotonic() + 60
+        while refusal not in (logs := second_engine.docker("logs", operator, check=False)).stderr + logs.stdout:
+            assert time.monotonic() < deadline, f"the operator did not refuse this machine's engine: {logs}"
+            time.sleep(0.5)
+        assert "--host-socket" in logs.stderr + logs.stdout
+        env.cli("down", timeout=300)
+        assert not second_engine.docker("ps", "-aq", "--filter", f"label=cortexlite.env={env.name}").stdout.strip()
+
+        # Told where the engine's socket is on its host, the operator serves that engine.
+        env.cli("env", "remove", env.name)
+        env.cli(
+            "env", "add", env.name, "--docker-host", f"tcp://127.0.0.1:{proxy.port}", "--network", "host",
+            "--gateway-port", str(env.port), "--gateway-admin-port", str(env.admin_port),
+            "--storage", "s3://second-engine/team", "--s3-endpoint", s3_server.endpoint,
+            "--s3-access-key", FULL.access_key, "--s3-secret-key", FULL.secret_key,
+            "--host-socket", str(second_engine.socket),
+        )  # fmt: skip
+        env.cli("up", str(project), timeout=900)
+        started = time.monotonic() + 60
+        while "started" not in (logs := second_engine.docker("logs", operator, check=False)).stdout:
+            assert time.monotonic() < started, f"the operator did not start: {logs}"
+            time.sleep(0.5)
+        time.sleep(3)  # a few of its ticks
+        assert refusal not in logs.stdout + logs.stderr
+        assert second_engine.docker("inspect", "-f", "{{.State.Running}}", operator).stdout.strip() == "true"
+        assert not docker("ps", "-aq", "--filter", f"label=cortexlite.env={env.name}").stdout.strip(), (
             "nothing of this environment runs on this machine's engine"
         )
         assert subprocess.run(["ip", "link", "show", "docker0"], capture_output=True, check=False).returncode == 0

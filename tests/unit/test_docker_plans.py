@@ -241,5 +241,7 @@ def test_a_remote_environments_operator_keeps_its_home_in_the_state_volume(tmp_p
     container = operator_container_config(plan)
     host = container["HostConfig"]
     assert host["Binds"] == ["/var/run/docker.sock:/var/run/docker.sock"]
+    rootless = operator_container_config(OperatorPlan(**{**plan.__dict__, "socket": "/run/user/1000/docker.sock"}))
+    assert rootless["HostConfig"]["Binds"] == ["/run/user/1000/docker.sock:/var/run/docker.sock"]
     assert host["Mounts"] == [{"Type": "volume", "Source": "cortexlite-gpu1-state", "Target": "/state"}]
     assert "CORTEXLITE_HOME=/state/home" in container["Env"] and "User" not in container
