@@ -32,7 +32,7 @@ from cortexlite_runtime.spec import ApiSpec
 if TYPE_CHECKING:
     from cortexlite.nomad.cluster import Cluster
 
-__all__ = ["DeployOptions", "DeployResult", "deploy", "refresh", "run_marker"]
+__all__ = ["DeployOptions", "DeployResult", "deploy", "ensure_gateway", "new_marker", "refresh", "run_marker"]
 
 Action = Literal["created", "updated", "up-to-date"]
 
@@ -77,7 +77,7 @@ def deploy(
     for notice in project.notices:
         report(f"notice: {notice}")
     if not options.dry_run:
-        _ensure_gateway(ws, report)
+        ensure_gateway(ws, report)
     snapshots: list[Snapshot] = []
     return [
         _deploy_api(ws, project, api=api, options=options, report=report, detail=detail or _quiet, snapshots=snapshots)
@@ -92,13 +92,13 @@ def refresh(ws: Workspace | Cluster, name: str, options: DeployOptions, report: 
 
         return rollout.refresh(ws, name, options, report)
     ws.require_api(name)
-    _ensure_gateway(ws, report)
+    ensure_gateway(ws, report)
     lock = acquire(ws, name, report, force=options.force)
     try:
         record = ws.state.api(name)
         if record is None:  # it was being created, and that was rolled back just now
             raise ws.unknown_api(name)
-        marker = _marker("refresh", record, record)
+        marker = new_marker("refresh", record, record)
         ws.state.set_marker(marker)
         replace = [replica.id for replica in ws.backend.replicas(name)]
         report(f"refreshing {name}: replacing {len(replace)} replica(s)")
@@ -171,7 +171,7 @@ def _deploy_api(
             release = make_release(api, project.code_hash, prepared.runtime)
             ws.backend.ship(snapshot_path, report)
         target = ApiRecord.of(release, snapshot_path, count, created_at=record.created_at if record else None)
-        marker = _marker("create" if record is None else "update", target, record)
+        marker = new_marker("create" if record is None else "update", target, record)
         if not options.wait:
             _hand_over(ws, marker, lock, options.ready_timeout)
             return _result(ws, api, action, count)
@@ -232,7 +232,7 @@ def _process_notices(ws: Workspace, project: Project, api: ApiSpec, report: Repo
         report(f"notice: {api.name}: dependencies.sh is not run for processes (it would change this machine)")
 
 
-def _ensure_gateway(ws: Workspace, report: Report) -> None:
+def ensure_gateway(ws: Workspace, report: Report) -> None:
     what, started = ws.gateway.ensure(report)
     if started:
         report(f"gateway started on {ws.gateway_url} ({what})")
@@ -249,7 +249,7 @@ def _hand_over(ws: Workspace, marker: RolloutMarker, lock: Lock, ready_timeout: 
     ws.state.set_marker(marker.model_copy(update={"owner_pid": worker.ref.pid, "owner_started": worker.ref.started}))
 
 
-def _marker(
+def new_marker(
     action: Literal["create", "update", "refresh"], target: ApiRecord, previous: ApiRecord | None
 ) -> RolloutMarker:
     me = identify(os.getpid())

@@ -178,7 +178,7 @@ class Operator:
         live = len(replicas) - len(gone)
         if (gone or live < record.requested) and time.time() >= watch.retry_at:
             self._heal(record, gone, record.requested - live, watch)
-        elif decide_now:
+        elif decide_now and not record.dev:  # a dev API keeps its one replica
             self._autoscale(record, watch)
 
     def _sample(self, watch: Watch, ready: list[Replica]) -> None:

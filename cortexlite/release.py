@@ -24,6 +24,8 @@ class Release:
     runtime: str  # the backend's runtime identity (the process backend: the venv key)
     version: str
     spec_hash: str
+    # `cortexlite dev`: replicas run the live project directory with hot reload on.
+    dev: bool = False
 
     @property
     def name(self) -> str:
@@ -59,10 +61,11 @@ def replica_fingerprint(api: ApiSpec) -> dict[str, Any]:
     }
 
 
-def make_release(api: ApiSpec, project_hash: str, runtime: str) -> Release:
-    version = _digest({"replica": replica_fingerprint(api), "project": project_hash, "runtime": runtime})
+def make_release(api: ApiSpec, project_hash: str, runtime: str, *, dev: bool = False) -> Release:
+    replica: dict[str, Any] = {"replica": replica_fingerprint(api), "project": project_hash, "runtime": runtime}
+    version = _digest(replica | ({"dev": True} if dev else {}))
     spec_hash = _digest({"full": api.model_dump(mode="json"), "written": spec_data(api)})
-    return Release(api, project_hash, runtime, version, spec_hash)
+    return Release(api, project_hash, runtime, version, spec_hash, dev)
 
 
 def _digest(data: object) -> str:

@@ -39,6 +39,7 @@ class ApiRecord(BaseModel):
     requested: int
     created_at: float
     updated_at: float
+    dev: bool = False  # `cortexlite dev`: the snapshot is the live project directory, hot reload on
 
     @classmethod
     def of(cls, release: Release, snapshot: Path, requested: int, created_at: float | None = None) -> ApiRecord:
@@ -46,12 +47,12 @@ class ApiRecord(BaseModel):
         return cls(
             name=release.name, version=release.version, spec=spec_data(release.api), spec_hash=release.spec_hash,
             project_hash=release.project_hash, runtime=release.runtime, snapshot=str(snapshot),
-            requested=requested, created_at=created_at or now, updated_at=now,
+            requested=requested, created_at=created_at or now, updated_at=now, dev=release.dev,
         )  # fmt: skip
 
     def release(self) -> Release:
         api = ApiSpec.model_validate(self.spec)
-        return Release(api, self.project_hash, self.runtime, self.version, self.spec_hash)
+        return Release(api, self.project_hash, self.runtime, self.version, self.spec_hash, self.dev)
 
     @property
     def endpoint(self) -> str:

@@ -134,6 +134,8 @@ def replica_container_config(plan: ReplicaPlan) -> dict[str, Any]:
     } | dict(plan.extra_env)
     if plan.project_uri:
         env["CORTEX_PROJECT_URI"] = plan.project_uri
+    if release.dev:
+        env["CORTEXLITE_RELOAD"] = "1"  # the snapshot is the live project directory (`cortexlite dev`)
     host: dict[str, Any] = {
         "Binds": [] if plan.project_uri else [f"{plan.snapshot}:{PROJECT_DIR}:ro", f"{plan.spec_file}:{SPEC_PATH}:ro"],
         "Mounts": [{"Type": "volume", "Source": f"cortexlite-{plan.env}-cache", "Target": CACHE_DIR}],

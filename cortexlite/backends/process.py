@@ -115,7 +115,7 @@ class ProcessBackend(Backend):
             env = replica_environment(
                 os.environ, replica_id=replica_id, port=port, snapshot=snapshot, spec_file=spec_file,
                 cache_dir=self.settings.cache_dir, extra=self.storage_env,
-            ) | cuda_environment(self._inventory(), pinned)  # fmt: skip
+            ) | cuda_environment(self._inventory(), pinned) | _reload_environment(release)  # fmt: skip
             try:
                 spawned = spawn([str(python), "-m", "cortexlite_runtime"], env=env, cwd=snapshot, log_path=log_path)
             except OSError as exc:
@@ -226,6 +226,10 @@ class ProcessBackend(Backend):
         raise BackendError(
             f"no free port for a replica in {first}-{last} (CORTEXLITE_PORT_RANGE); {len(taken)} are taken by replicas"
         )
+
+
+def _reload_environment(release: Release) -> dict[str, str]:
+    return {"CORTEXLITE_RELOAD": "1"} if release.dev else {}
 
 
 def _extras(project: Project, api: str) -> tuple[str, ...]:

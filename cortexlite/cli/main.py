@@ -14,8 +14,10 @@ from loguru import logger
 
 from cortexlite import __version__
 from cortexlite.cli import deploy, env, image
+from cortexlite.cli.dev import dev_command
 from cortexlite.cli.get import get_command
 from cortexlite.cli.gpus import gpus_command
+from cortexlite.cli.init import init_command
 from cortexlite.cli.logs import logs_command
 from cortexlite.cli.operator import operator_command
 from cortexlite.cli.predict import predict_command
@@ -34,6 +36,8 @@ app = typer.Typer(
 app.add_typer(image.app, name="image")
 app.add_typer(env.app, name="env")
 deploy.register(app)
+app.command("dev")(dev_command)
+app.command("init")(init_command)
 app.command("get")(get_command)
 app.command("gpus")(gpus_command)
 app.command("logs")(logs_command)

@@ -37,6 +37,8 @@ class RuntimeConfig:
     grace_period: float = 30.0
     cortex_version: str | None = None
     reload: bool = False
+    reload_init: str = "auto"
+    reload_poll: bool = False
     dependencies_preinstalled: bool = False
     replica_id: str | None = None
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
@@ -65,6 +67,8 @@ class RuntimeConfig:
             grace_period=env.seconds("CORTEX_GRACE_PERIOD", 30.0),
             cortex_version=env.text("CORTEX_VERSION"),
             reload=env.flag("CORTEXLITE_RELOAD"),
+            reload_init=env.choice("CORTEXLITE_RELOAD_INIT", ("auto", "always")) or "auto",
+            reload_poll=env.flag("CORTEXLITE_RELOAD_POLL"),
             dependencies_preinstalled=env.choice("CORTEXLITE_DEPENDENCIES", ("install", "preinstalled"))
             == "preinstalled",
             replica_id=env.text("CORTEXLITE_REPLICA_ID"),

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -109,7 +110,7 @@ def _create_venv(venv: Path, requirements: Path) -> None:
     logger.info("installing requirements.txt into {}", venv)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
     command = [
-        sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+        _pip_interpreter(), "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
         "--no-input", "--disable-pip-version-check", "-r", str(requirements),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
@@ -119,6 +120,13 @@ def _create_venv(venv: Path, requirements: Path) -> None:
         raise DependencyError(
             f"pip install -r requirements.txt failed (exit code {result.returncode}):\n{_tail(result)}"
         )
+
+
+def _pip_interpreter() -> str:
+    """An interpreter that has pip: this one, else the one this venv was made from (venvs without pip)."""
+    if importlib.util.find_spec("pip") is not None:
+        return sys.executable
+    return str(getattr(sys, "_base_executable", sys.executable))
 
 
 def _cache_root(cache_dir: Path | None) -> Path | None:

@@ -31,7 +31,12 @@ class Handler:
     def __init__(self, predictor: LoadedPredictor, *, batched: bool) -> None:
         self.predictor = predictor
         self.batched = batched
-        self._wants_query = "query_params" in predictor.predict_arguments
+        self._wants_headers = "headers" in predictor.predict_arguments
+
+    def replace(self, predictor: LoadedPredictor) -> None:
+        """Serve `predictor` from the next request on (a hot reload); requests running keep the old one."""
+        self._wants_headers = True  # never drop headers a request of either predictor may need
+        self.predictor = predictor
         self._wants_headers = "headers" in predictor.predict_arguments
 
     def run(self, invocations: Sequence[Invocation]) -> list[Outcome]:
@@ -50,8 +55,9 @@ class Handler:
         debug = query.get("debug", "").lower() == "true"
         if debug:
             logger.info("payload: {!r}", payload)
+        predictor = self.predictor
         try:
-            result = self.predictor.call(payload, query, headers)
+            result = predictor.call(payload, query, headers)
         except Exception as exc:
             logger.opt(exception=exc).error("predict failed: {}", describe_exception(exc))
             return error_outcome(500, f"predict failed: {describe_exception(exc)}", inv.request_id)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass, field
+import sys
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,9 +23,11 @@ from .dependencies import apply_dotenv, install_requirements, run_dependencies_s
 from .errors import CortexliteError, PredictorError, SpecError
 from .executor import Scheduler, ThreadWorker
 from .gpu import GpuMonitor, gpu_gauges, visible_gpus
+from .handler import Handler
 from .inline import InlinePolicy
-from .loader import LoadPlan, build_handler, describe_handler
+from .loader import LoadPlan, build_handler, describe_handler, reload_predictor
 from .metrics import Metrics
+from .reload import Reloader, ReloadOutcome
 from .spec import ApiSpec, PredictorSpec
 from .specfile import find_spec_file, load_api_specs, load_resolved_spec, select_api
 
@@ -67,6 +71,9 @@ class Replica:
     def __post_init__(self) -> None:
         self.metrics = Metrics(lambda: self.in_flight, self._queued)
         self._gpus: GpuMonitor | None = None
+        self._handler: Handler | None = None  # the in-process predictor (processes_per_replica: 1)
+        self._plan: LoadPlan | None = None
+        self._reloader: Reloader | None = None
 
     @property
     def ready(self) -> bool:
@@ -96,6 +103,8 @@ class Replica:
         os._exit(0)
 
     def close(self) -> None:
+        if self._reloader is not None:
+            self._reloader.close()
         if self.scheduler is not None:
             self.scheduler.close(timeout=10)
         if self._gpus is not None:
@@ -134,9 +143,14 @@ class Replica:
             log_format=config.log_format,
             log_level=config.log_level,
             log_context={"api": api.name, **({"replica": config.replica_id} if config.replica_id else {})},
+            reload=config.reload,
+            reload_init=config.reload_init,
         )
         self._watch_gpus()
         await self._start_predictor(plan)
+        self._plan = plan
+        if config.reload and self.phase is Phase.READY:
+            self._start_reloader(api, plan)
 
     async def _model_path(self, predictor: PredictorSpec) -> Path | None:
         """The model's local path: in the project, or fetched from storage through the node's cache."""
@@ -188,6 +202,7 @@ class Replica:
         scheduler = Scheduler(loop)
         if self.settings.processes == 1:
             handler = await asyncio.to_thread(build_handler, plan)
+            self._handler = handler
             self.info = describe_handler(handler)
             inline = None
             if self.settings.threads == 1 and plan.predictor.server_side_batching is None:
@@ -230,6 +245,62 @@ class Replica:
             scheduler.workers.append(worker)
         self.scheduler = scheduler
         await ready
+
+    def _start_reloader(self, api: ApiSpec, plan: LoadPlan) -> None:
+        assert self.settings is not None
+        self._reloader = Reloader(
+            plan.project_dir,
+            api,
+            swap=self._swap,
+            restart=self._restart,
+            site_dirs=plan.site_dirs,
+            cache_dir=self.config.cache_dir,
+            sees_imports=self.settings.processes == 1,
+            poll=self.config.reload_poll,
+        )
+        self._reloader.start()
+
+    def _swap(self, predictor: PredictorSpec, site_dirs: tuple[Path, ...], rerun_init: bool) -> ReloadOutcome:
+        """Build the predictor from the project's current code and serve it (on the reload thread)."""
+        assert self._plan is not None and self.scheduler is not None
+        plan = replace(self._plan, predictor=predictor, site_dirs=site_dirs)
+        if self._handler is not None:
+            try:
+                loaded = reload_predictor(plan, self._handler.predictor, rerun_init=rerun_init)
+            except CortexliteError as exc:
+                return ReloadOutcome(False, str(exc))
+            self._handler.replace(loaded)
+            self._plan = plan
+            self.info = describe_handler(self._handler)
+            return ReloadOutcome(True, "", loaded.kept_state)
+        from .workers import ProcessWorker
+
+        answers: list[Future[tuple[bool, str, bool]]] = []
+        for worker in self.scheduler.workers:
+            assert isinstance(worker, ProcessWorker)
+            answer: Future[tuple[bool, str, bool]] = Future()
+            answers.append(answer)
+            self.scheduler.loop.call_soon_threadsafe(worker.reload, plan, rerun_init, answer)
+        results = [answer.result() for answer in answers]
+        failed = [f"predictor process {i}: {error}" for i, (ok, error, _) in enumerate(results) if not ok]
+        self._plan = plan
+        if failed:
+            return ReloadOutcome(False, "; ".join(failed))
+        return ReloadOutcome(True, "", all(kept for _, _, kept in results))
+
+    def _restart(self, reason: str, env: dict[str, str]) -> None:
+        """Re-execute this process (same arguments, `env` applied; "" removes a variable): a clean start."""
+        logger.warning("restarting the replica: {}", reason)
+        self.phase = Phase.STARTING
+        self.close()
+        environ = dict(os.environ)
+        for key, value in env.items():
+            if value:
+                environ[key] = value
+            else:
+                environ.pop(key, None)
+        logger.complete()
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)
 
     def _fail(self, message: str) -> None:
         self.phase = Phase.FAILED

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from queue import SimpleQueue
 from typing import Any
@@ -20,7 +21,8 @@ from loguru import logger
 
 from .errors import CortexliteError
 from .executor import Inbox, Job, Scheduler
-from .loader import LoadPlan, build_handler, describe_handler
+from .handler import Handler
+from .loader import LoadPlan, build_handler, describe_handler, reload_predictor
 from .logs import configure_logging
 from .payload import Invocation, Outcome, error_outcome
 
@@ -50,6 +52,7 @@ class ProcessWorker:
         self._on_failed = on_failed
         self._jobs: dict[int, Job] = {}
         self._closing = False
+        self._reloading: Future[tuple[bool, str, bool]] | None = None
         self._inbox = Inbox(scheduler.loop, self._on_message)
         self._spawn()
 
@@ -67,6 +70,17 @@ class ProcessWorker:
             self._conn.send((job.id, job.invocations))
         except OSError:
             pass  # the child died; its exit, already on its way, answers every job it held
+
+    def reload(self, plan: LoadPlan, rerun_init: bool, answer: Future[tuple[bool, str, bool]]) -> None:
+        """Have the child import the project again (on the event loop); `answer` gets (ok, error, kept_state)."""
+        self._reloading = answer
+        try:
+            self._conn.send(("reload", plan, rerun_init))
+        except OSError:
+            answer.set_result((False, f"predictor process {self.index} is not running", False))
+            self._reloading = None
+            return
+        self._plan = plan  # a replacement child starts from the new code
 
     def close(self, timeout: float) -> None:
         self._closing = True
@@ -101,8 +115,16 @@ class ProcessWorker:
             self._scheduler.pump()
         elif kind == "failed":
             self._on_failed(self, message[1])
+        elif kind == "reloaded":
+            self._answer_reload((message[1], message[2], message[3]))
         elif kind == "exit" and not self._closing:
+            self._answer_reload((False, f"predictor process {self.index} exited during the reload", False))
             self._replace()
+
+    def _answer_reload(self, result: tuple[bool, str, bool]) -> None:
+        answer, self._reloading = self._reloading, None
+        if answer is not None and not answer.done():
+            answer.set_result(result)
 
     def _replace(self) -> None:
         self._process.join(1)
@@ -164,6 +186,15 @@ def _child_main(conn: Connection, plan: LoadPlan, threads: int, index: int) -> N
             break
         if message is None:
             break
+        if message[0] == "reload":
+
+            def send(result: tuple[Any, ...]) -> None:
+                with lock:
+                    conn.send(result)
+
+            args = (handler, *message[1:], send)
+            threading.Thread(target=_reload_child, args=args, name="reload", daemon=True).start()
+            continue
         queue.put(message)
     for _ in pool:
         queue.put(None)
@@ -171,3 +202,17 @@ def _child_main(conn: Connection, plan: LoadPlan, threads: int, index: int) -> N
         thread.join()
     conn.close()
     os._exit(0)
+
+
+def _reload_child(handler: Handler, plan: LoadPlan, rerun_init: bool, send: Callable[[tuple[Any, ...]], None]) -> None:
+    """A reload in a predictor process (on its own thread; serving goes on meanwhile)."""
+    try:
+        predictor = reload_predictor(plan, handler.predictor, rerun_init=rerun_init)
+    except CortexliteError as exc:
+        send(("reloaded", False, str(exc), False))
+    except Exception as exc:
+        logger.opt(exception=exc).error("internal error while reloading")
+        send(("reloaded", False, f"internal error: {exc!r}", False))
+    else:
+        handler.replace(predictor)
+        send(("reloaded", True, "", predictor.kept_state))
