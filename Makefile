@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BASE_IMAGE ?= cortexlite/base:bookworm
 
-.PHONY: install system check test test-only bench image base-image dockerd up down clean
+.PHONY: install system check test test-only bench image base-image dockerd up down clean docs
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ check: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The README's CLI reference, generated from the commands' help (a test fails when it drifts).
+docs: install
+	$(BIN)/python -m cortexlite.cli.reference README.md
 
 test: install base-image check test-only
 

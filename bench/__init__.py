@@ -7,9 +7,10 @@ Three experiments against servers started as subprocesses on 127.0.0.1:
 - server-side batching on vs off for a predictor whose cost is fixed per call;
 - idle memory (PSS) of both servers.
 
-Two more drive the real CLI (`bench/control.py`, `bench/docker_suite.py`): the control plane on the
-process backend (cold start, no-change redeploy, the gateway's hop) and the cold start in a Docker
-environment, each against a baseline measured in the same run.
+More drive the real CLI (`bench/control.py`, `bench/docker_suite.py`, `bench/reload_suite.py`): the
+control plane on the process backend (cold start, no-change redeploy, the gateway's hop), the cold
+start in a Docker environment, and hot reload under `cortexlite dev` (a file write -> the first
+answer from the new code, on both backends), each against a baseline measured in the same run.
 
 Results go to `bench/results/` as markdown and JSON.
 """

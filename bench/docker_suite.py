@@ -19,7 +19,7 @@ import json
 import secrets
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,17 @@ from .control import API, CliEnv, cold_start, first_200, iris_project, timed
 from .errors import BenchError
 from .servers import free_port
 
-__all__ = ["BASE_IMAGE", "BENCH_LABEL", "DockerResults", "run_docker"]
+__all__ = [
+    "BASE_IMAGE",
+    "BENCH_LABEL",
+    "Cleanup",
+    "DockerResults",
+    "add_docker_env",
+    "check_engine",
+    "labelled_env",
+    "run_docker",
+    "tear_down",
+]
 
 BASE_IMAGE = "cortexlite/base:bookworm"
 BENCH_LABEL = "cortexlite.bench=1"
@@ -55,13 +65,19 @@ class DockerResults:
     wall_s: float = 0.0
 
 
+@dataclass
+class Cleanup:
+    """What `tear_down` found after `cortexlite down`, each removed by id."""
+
+    leftovers: list[str] = field(default_factory=list)  # containers and networks
+    volumes: list[str] = field(default_factory=list)  # `down` keeps the cache volume by design
+    down_error: str = ""
+
+
 def run_docker(workdir: Path, *, rounds: int, progress: Progress) -> DockerResults:
     started = time.monotonic()
-    _check_engine()
-    token = secrets.token_hex(4)
-    run_label = f"{_RUN_LABEL_KEY}={token}"
-    # A name of the run's own: the engine is shared, and container and volume names derive from it.
-    env = CliEnv(workdir, name=f"bench-dk-{token}", extra={"CORTEXLITE_LABELS": f"{BENCH_LABEL},{run_label}"})
+    check_engine()
+    env, run_label = labelled_env(workdir, "bench-dk")
     project = iris_project(workdir / "iris")
     results = DockerResults(env=env.name)
     try:
@@ -76,20 +92,39 @@ def run_docker(workdir: Path, *, rounds: int, progress: Progress) -> DockerResul
                 f"(delete took {results.delete_s[-1]:.2f} s)"
             )
     finally:
-        _tear_down(env, run_label, results)
+        cleanup = tear_down(env, run_label)
+        results.leftovers, results.volumes, results.down_error = cleanup.leftovers, cleanup.volumes, cleanup.down_error
         results.wall_s = time.monotonic() - started
     return results
 
 
-def _set_up(env: CliEnv, project: Path, results: DockerResults, progress: Progress) -> None:
+def labelled_env(workdir: Path, prefix: str, extra: Mapping[str, str] | None = None) -> tuple[CliEnv, str]:
+    """The CLI on an environment named `prefix-<token>`; everything it makes carries the bench's and the run's label."""
+    token = secrets.token_hex(4)
+    run_label = f"{_RUN_LABEL_KEY}={token}"
+    labels = {"CORTEXLITE_LABELS": f"{BENCH_LABEL},{run_label}"}
+    # A name of the run's own: the engine is shared, and container and volume names derive from it.
+    return CliEnv(workdir, name=f"{prefix}-{token}", extra={**(extra or {}), **labels}), run_label
+
+
+def add_docker_env(env: CliEnv) -> float:
+    """`cortexlite image build` (reused when its content hash exists), then `env add --backend docker`.
+
+    Returns the seconds the build took.
+    """
     build = ["image", "build", "--base-image", BASE_IMAGE]
     if _CA_CERT.is_file():
         build += ["--ca-cert", str(_CA_CERT)]
-    results.image_build_s = timed(lambda: env.cli(*build))
+    seconds = timed(lambda: env.cli(*build))
     env.cli(
         "env", "add", env.name, "--backend", "docker", "--network", "host",
         "--gateway-port", str(env.port), "--gateway-admin-port", str(env.admin_port),
     )  # fmt: skip
+    return seconds
+
+
+def _set_up(env: CliEnv, project: Path, results: DockerResults, progress: Progress) -> None:
+    results.image_build_s = add_docker_env(env)
     results.image = _planned_image(env, project)
     results.image_cached = _docker("image", "inspect", results.image, check=False).returncode == 0
     results.first_deploy_s = timed(lambda: env.cli("deploy", str(project)))
@@ -138,26 +173,28 @@ def _bare_start(image: str, project: Path, run_label: str) -> float:
         _docker("rm", "-f", container, check=False)
 
 
-def _tear_down(env: CliEnv, run_label: str, results: DockerResults) -> None:
+def tear_down(env: CliEnv, run_label: str) -> Cleanup:
     """`cortexlite down`, then remove by id whatever still carries this run's labels."""
+    cleanup = Cleanup()
     try:
         env.cli("down", timeout=300)
     except BenchError as exc:
-        results.down_error = str(exc)
+        cleanup.down_error = str(exc)
     filters = ["-f", f"label={BENCH_LABEL}", "-f", f"label={run_label}"]
     for line in _docker("ps", "-a", "--format", "{{.ID}} {{.Names}}", *filters, check=False).stdout.splitlines():
         container, _, name = line.partition(" ")
-        results.leftovers.append(f"container {name}")
+        cleanup.leftovers.append(f"container {name}")
         _docker("rm", "-f", container, check=False)
     for name in _docker("network", "ls", "-q", *filters, check=False).stdout.split():
-        results.leftovers.append(f"network {name}")
+        cleanup.leftovers.append(f"network {name}")
         _docker("network", "rm", name, check=False)
     for name in _docker("volume", "ls", "-q", *filters, check=False).stdout.split():
-        results.volumes.append(name)
+        cleanup.volumes.append(name)
         _docker("volume", "rm", name, check=False)
+    return cleanup
 
 
-def _check_engine() -> None:
+def check_engine() -> None:
     try:
         _docker("info", "--format", "{{.ServerVersion}}")
     except BenchError as exc:

@@ -11,8 +11,9 @@ from typing import Any
 
 from .control_report import control_markdown, control_summary
 from .docker_report import docker_markdown, docker_summary
+from .reload_suite import reload_markdown, reload_summary
 from .storage_suite import storage_markdown, storage_summary
-from .suite import BATCH_OFF, BATCH_ON, CEILING, RUNTIME, THREADED, Results
+from .suite import BATCH_OFF, BATCH_ON, CEILING, RUNTIME, THREADED, BenchSettings, Results
 
 __all__ = ["Figures", "figures", "render_markdown", "to_json", "write_results"]
 
@@ -72,6 +73,7 @@ def to_json(results: Results) -> dict[str, Any]:
         "control": control,
         "docker": docker_summary(results.docker, control) if results.docker is not None else None,
         "storage": storage_summary(results.storage) if results.storage is not None else None,
+        "reload": reload_summary(results.reload) if results.reload is not None else None,
         "samples": [{**asdict(s), "result": asdict(s.result)} for s in results.samples],
     }
 
@@ -85,10 +87,7 @@ def render_markdown(results: Results) -> str:
         _machine_line(results),
         *_changed_code(results),
         "",
-        f"{settings.rounds} interleaved round(s) of {settings.seconds} s per server and connection count; "
-        "`wrk -t1 --latency`, POST of a JSON row; figures are medians over the rounds."
-        if set(settings.suites) - {"docker", "storage"}
-        else f"{settings.rounds} round(s); figures are medians over the rounds.",
+        _method_line(settings),
     ]
     if "runtime" in settings.suites:
         parts += ["", *_latency_table(summary["latency"], max(settings.connections))]
@@ -103,6 +102,8 @@ def render_markdown(results: Results) -> str:
         parts += ["", *docker_markdown(summary["docker"])]
     if summary["storage"] is not None:
         parts += ["", *storage_markdown(summary["storage"])]
+    if summary["reload"] is not None:
+        parts += ["", *reload_markdown(summary["reload"])]
     if results.samples:
         parts += ["", *_rounds_table(results)]
     errors = [
@@ -113,6 +114,17 @@ def render_markdown(results: Results) -> str:
     if errors:
         parts += ["", "**Errors** (socket errors + non-2xx responses): " + "; ".join(errors)]
     return "\n".join(parts) + "\n"
+
+
+def _method_line(settings: BenchSettings) -> str:
+    if set(settings.suites) & {"runtime", "batching", "control"}:
+        return (
+            f"{settings.rounds} interleaved round(s) of {settings.seconds} s per server and connection count; "
+            "`wrk -t1 --latency`, POST of a JSON row; figures are medians over the rounds."
+        )
+    if "docker" in settings.suites:
+        return f"{settings.rounds} round(s); figures are medians over the rounds."
+    return "Each section says how its figures were taken."
 
 
 def write_results(results: Results, directory: Path) -> list[Path]:

@@ -22,6 +22,7 @@ from .errors import BenchError
 from .load import PAYLOAD, LoadResult, run_wrk, write_script
 from .machine import load_average, machine_facts, runtime_fingerprint
 from .memory import tree_pss_mb
+from .reload_suite import ReloadResults, run_reload
 from .servers import PROJECTS, Server, ceiling_spec, running, runtime_spec
 from .storage_suite import StorageResults, run_storage
 
@@ -46,7 +47,7 @@ BATCH_ON = "batching on"
 
 Progress = Callable[[str], None]
 # `BENCH_SUITES=control make bench` runs one part; the report leaves out what did not run.
-SUITES = ("runtime", "batching", "control", "docker", "storage")
+SUITES = ("runtime", "batching", "control", "docker", "storage", "reload")
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Results:
     control: ControlResults | None = None
     docker: DockerResults | None = None
     storage: StorageResults | None = None
+    reload: ReloadResults | None = None
 
 
 def run_suite(settings: BenchSettings, progress: Progress) -> Results:
@@ -120,6 +122,9 @@ def run_suite(settings: BenchSettings, progress: Progress) -> Results:
         if "storage" in settings.suites:
             progress("storage: our S3 client against the bare minio SDK, on SeaweedFS")
             results.storage = run_storage(Path(tmp) / "storage", progress=progress)
+        if "reload" in settings.suites:
+            progress("reload: file write -> first answer from the new code, against a redeploy")
+            results.reload = run_reload(Path(tmp) / "reload", progress=progress)
     results.load_after = load_average()
     results.runtime_after = runtime_fingerprint()
     return results

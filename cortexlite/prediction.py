@@ -14,7 +14,7 @@ from cortexlite.workspace import Workspace
 if TYPE_CHECKING:
     from cortexlite.nomad.cluster import Cluster
 
-__all__ = ["Prediction", "predict"]
+__all__ = ["Prediction", "payload_type", "predict"]
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,12 @@ class Prediction:
         return 200 <= self.status < 300
 
 
-def predict(ws: Workspace | Cluster, name: str, payload: bytes, timeout: float = 60.0) -> Prediction:
-    """POST `payload` to the API's endpoint on the gateway: JSON when it parses as JSON, else bytes."""
+def predict(
+    ws: Workspace | Cluster, name: str, payload: bytes, timeout: float = 60.0, content_type: str | None = None
+) -> Prediction:
+    """POST `payload` to the API's endpoint on the gateway, typed as `content_type` or by `payload_type`."""
     url = f"{ws.gateway_url}{_endpoint(ws, name)}"
-    try:
-        json.loads(payload)
-        content_type = "application/json"
-    except ValueError:
-        content_type = "application/octet-stream"
+    content_type = content_type or payload_type(payload)
     try:
         with httpx.Client(timeout=timeout, trust_env=False) as client:
             answer = client.post(url, content=payload, headers={"content-type": content_type})
@@ -44,6 +42,22 @@ def predict(ws: Workspace | Cluster, name: str, payload: bytes, timeout: float =
     except httpx.HTTPError as exc:
         raise GatewayError(f"{name}: the gateway at {url} did not answer ({exc}); `cortexlite up` starts it") from exc
     return Prediction(answer.status_code, answer.headers.get("content-type", ""), answer.content)
+
+
+def payload_type(payload: bytes) -> str:
+    """JSON when it parses as JSON; text when it is UTF-8 text; bytes otherwise."""
+    try:
+        json.loads(payload)
+    except ValueError:
+        pass
+    else:
+        return "application/json"
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return "application/octet-stream"
+    printable = all(char.isprintable() or char in "\t\n\r" for char in text)
+    return "text/plain; charset=utf-8" if printable else "application/octet-stream"
 
 
 def _endpoint(ws: Workspace | Cluster, name: str) -> str:

@@ -19,8 +19,16 @@ def predict_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The API.")],
     payload: Annotated[str, typer.Argument(help="A file with the request body, or - for standard input.")] = "-",
+    content_type: Annotated[
+        str | None,
+        typer.Option("--content-type", "-t", help="The request's content type (default: from the payload)."),
+    ] = None,
 ) -> None:
-    """Send a request to an API (JSON when the payload parses as JSON) and print the answer."""
+    """Send a request to an API and print the answer.
+
+    The body is sent as application/json when it parses as JSON, as text/plain when it is UTF-8
+    text, and as application/octet-stream otherwise (--content-type overrides).
+    """
     if payload == "-":
         if sys.stdin.isatty():
             raise CortexliteError("give the request body as a file, or pipe it in and pass -")
@@ -31,7 +39,7 @@ def predict_command(
         except OSError as exc:
             raise CortexliteError(f"cannot read {payload}: {exc.strerror or exc}") from exc
     with open_workspace(ctx) as ws:
-        answer = predict(ws, name, body)
+        answer = predict(ws, name, body, content_type=content_type)
     text = answer.body.decode("utf-8", "replace")
     if not answer.ok:
         raise CortexliteError(f"{name} answered {answer.status}: {text.strip()}")

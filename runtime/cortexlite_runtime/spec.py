@@ -146,6 +146,9 @@ class ApiSpec(BaseModel):
             networking = dict(networking) if isinstance(networking, dict) else {}
             networking.setdefault("endpoint", data.pop("endpoint"))
             data["networking"] = networking
+        for key in ("tracker", "monitoring"):
+            if data.get(key) is not None:
+                add_notice(info, f"{key} is ignored: Cortex's prediction tracking (the API's metrics are in /metrics)")
         predictor = data.get("predictor")
         if predictor is None and isinstance(data.get("autoscaling"), dict):
             predictor = {}
