@@ -151,6 +151,7 @@ def test_cortex_keys_give_notices(tmp_path: Path) -> None:
     assert api.endpoint == "/old" and api.predictor.processes_per_replica == 2
     assert notices == [
         "cortexlite.yaml: iris: endpoint: Cortex 0.15's spelling of networking.endpoint",
+        "cortexlite.yaml: iris: tracker is ignored: Cortex's prediction tracking (the API's metrics are in /metrics)",
         "cortexlite.yaml: iris: predictor: model: Cortex 0.15's spelling of predictor.model_path",
         "cortexlite.yaml: iris: autoscaling: workers_per_replica: Cortex 0.15's spelling of "
         "predictor.processes_per_replica",
