@@ -85,6 +85,15 @@ def _log_events(runtime: Runtime) -> list[str]:
     return messages
 
 
+def _logged(runtime: Runtime, match: Callable[[str], bool], count: int = 1, timeout: float = 20) -> list[str]:
+    """The runtime's log messages that `match`, once there are `count` of them (bounded by `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while len(found := [m for m in _log_events(runtime) if match(m)]) < count:
+        assert time.monotonic() < deadline, runtime.logs()
+        time.sleep(0.05)
+    return found
+
+
 def test_an_edit_to_predict_serves_new_code_and_keeps_the_model(tmp_path: Path, start_runtime: StartRuntime) -> None:
     project = _project(tmp_path)
     runtime = start_runtime(project, env=RELOAD)
@@ -128,11 +137,7 @@ def test_a_syntax_error_keeps_the_old_code_serving(tmp_path: Path, start_runtime
     project = _project(tmp_path)
     runtime = start_runtime(project, env=RELOAD)
     _edit(project / "predictor.py", 'return {"answer"', 'return {"answer" oops')
-    deadline = time.monotonic() + 20
-    while not any("reload failed" in m for m in _log_events(runtime)):
-        assert time.monotonic() < deadline, runtime.logs()
-        time.sleep(0.05)
-    failure = next(m for m in _log_events(runtime) if "reload failed" in m)
+    failure = _logged(runtime, lambda m: "reload failed" in m)[0]
     assert "SyntaxError" in failure and "predictor.py:12)" in failure, failure
     assert "still serving the previous code" in failure
     for _ in range(5):
@@ -145,11 +150,8 @@ def test_a_syntax_error_keeps_the_old_code_serving(tmp_path: Path, start_runtime
     _edit(
         project / "predictor.py", "        self.model =", "        raise RuntimeError('no model')\n        self.model ="
     )
-    deadline = time.monotonic() + 20
-    while sum("reload failed" in m for m in _log_events(runtime)) < 2:
-        assert time.monotonic() < deadline, runtime.logs()
-        time.sleep(0.05)
-    assert "RuntimeError: no model (predictor.py:" in [m for m in _log_events(runtime) if "reload failed" in m][-1]
+    failures = _logged(runtime, lambda m: "reload failed" in m, count=2)
+    assert "RuntimeError: no model (predictor.py:" in failures[-1]
     assert runtime.client.post("/", json={}).json()["answer"] == "v1"
 
     _edit(project / "predictor.py", "        raise RuntimeError('no model')\n", "")
@@ -166,10 +168,7 @@ def test_editor_scratch_files_do_not_reload(tmp_path: Path, start_runtime: Start
     time.sleep(1.0)
     assert not any(m.startswith("reload") for m in _log_events(runtime)), runtime.logs()
     (project / "notes.py").write_text("# a new module\n")
-    deadline = time.monotonic() + 20
-    while not any(m.startswith("reloaded in") for m in _log_events(runtime)):
-        assert time.monotonic() < deadline, runtime.logs()
-        time.sleep(0.05)
+    _logged(runtime, lambda m: m.startswith("reloaded in"))
 
 
 def test_config_change_in_the_spec_runs_init_with_it(tmp_path: Path, start_runtime: StartRuntime) -> None:
