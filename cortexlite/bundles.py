@@ -21,7 +21,7 @@ from cortexlite.errors import EnvConfigError, SnapshotError
 from cortexlite.files import atomic_write, read_json
 from cortexlite.snapshot import project_files
 from cortexlite_runtime.bundle import Bundle, bundle_key, make_bundle, upload_bundle
-from cortexlite_runtime.errors import StorageNotFound, StorageUnreachable
+from cortexlite_runtime.errors import StorageError, StorageNotFound, StorageUnreachable
 from cortexlite_runtime.storage import Location, Progress, Storage, StorageSettings
 
 __all__ = [
@@ -131,6 +131,9 @@ class BundleStore:
             location, uploaded = upload_bundle(
                 storage, self.location, bundle, transfer_progress(log, f"uploading bundle {bundle.sha256[:12]}")
             )
+        except StorageError as exc:
+            # The store's own message says what failed where; this says what it was for.
+            raise type(exc)(f"the project's bundle could not be stored in {self.location.url}: {exc}") from exc
         finally:
             storage.close()
         shipped = Shipped(location.url, bundle.sha256, bundle.size, uploaded, time.monotonic() - started)

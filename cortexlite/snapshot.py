@@ -9,6 +9,7 @@ any file or directory name; a trailing `/` matches directories only). Hidden *fi
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import os
@@ -75,25 +76,60 @@ def take_snapshot(
     target = home / "snapshots" / digest
     if (target / _COMPLETE).is_file():
         return Snapshot(digest, target, len(files), size, reused=True, warnings=warnings)
+    try:
+        _store(project_dir, files, target)
+    except OSError as exc:
+        raise SnapshotError(_store_failed(project_dir, target.parent, len(files), size, exc)) from exc
+    return Snapshot(digest, target, len(files), size, reused=False, warnings=warnings)
+
+
+def _store(project_dir: Path, files: list[PurePosixPath], target: Path) -> None:
+    """Copy the files into a staging directory beside `target`, then rename it: whole, or not at all."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}.", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name[:12]}.", dir=target.parent))
     try:
         for relative in files:
             destination = staging / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(project_dir / relative, destination)
-        (staging / _COMPLETE).write_text(digest + "\n")
+        (staging / _COMPLETE).write_text(target.name + "\n")
         _make_read_only(staging)
-        staging.rename(target)
-    except FileExistsError:
-        pass  # another deploy stored the same content first
-    except OSError as exc:
-        raise SnapshotError(f"cannot store the snapshot of {project_dir} in {target.parent}: {exc}") from exc
+        try:
+            staging.rename(target)
+        except OSError as exc:
+            # Another deploy stored the same content first (a non-empty target is ENOTEMPTY, not EEXIST).
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not (target / _COMPLETE).is_file():
+                raise
     finally:
         if staging.exists():
             _make_writable(staging)
             shutil.rmtree(staging, ignore_errors=True)
-    return Snapshot(digest, target, len(files), size, reused=False, warnings=warnings)
+
+
+def _store_failed(project_dir: Path, where: Path, files: int, size: int, exc: OSError) -> str:
+    prefix = f"cannot store the snapshot of {project_dir} in {where}"
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return f"{prefix}: {exc}"
+    return (
+        f"{prefix}: the disk is full ({exc.strerror}{_shortage(where, files, size)}); nothing was stored. "
+        "Free space on that disk, remove unused snapshots with `cortexlite prune`, or keep large files out of the "
+        "project (models in storage, or listed in .cortexignore)"
+    )
+
+
+def _shortage(where: Path, files: int, size: int) -> str:
+    """What the disk lacks for the project: inodes (one per file and directory) or bytes."""
+    try:
+        disk = os.statvfs(where)
+    except OSError:
+        return ""
+    if disk.f_files and disk.f_favail <= files:
+        return f"; no inodes left for the project's {files} file(s), {disk.f_favail} free there"
+    return f"; the project needs {_mib(size)}, {_mib(disk.f_bavail * disk.f_frsize)} free there"
+
+
+def _mib(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB"
 
 
 def _walk(root: Path, relative: PurePosixPath, patterns: list[str]) -> Iterator[PurePosixPath]:

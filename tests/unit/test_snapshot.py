@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from cortexlite.errors import SnapshotError
-from cortexlite.snapshot import project_files, take_snapshot
+from cortexlite.snapshot import Snapshot, project_files, take_snapshot
 
 
 def _project(root: Path) -> Path:
@@ -85,3 +87,20 @@ def test_large_projects_warn(tmp_path: Path) -> None:
 def test_missing_project(tmp_path: Path) -> None:
     with pytest.raises(SnapshotError, match="does not exist"):
         take_snapshot(tmp_path / "nope", tmp_path / "home")
+
+
+def test_deploys_storing_the_same_content_at_once_all_get_it(tmp_path: Path) -> None:
+    """The first rename wins; the others find a complete snapshot there (a rename onto a non-empty
+    directory fails with ENOTEMPTY, not EEXIST)."""
+    project = _project(tmp_path / "p")
+    (project / "model.dat").write_bytes(os.urandom(4 * 2**20))
+    start = threading.Barrier(6)
+
+    def store() -> Snapshot:
+        start.wait()
+        return take_snapshot(project, tmp_path / "home")
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        snapshots = list(pool.map(lambda _: store(), range(6)))
+    assert len({snapshot.hash for snapshot in snapshots}) == 1
+    assert os.listdir(tmp_path / "home" / "snapshots") == [snapshots[0].hash], "no staging directory is left"
