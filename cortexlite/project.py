@@ -71,18 +71,22 @@ def _check_paths(api: ApiSpec, directory: Path, files: set[PurePosixPath], sourc
     predictor = api.predictor
     relative = _existing(directory, predictor.path, f"{where}: path", "file")
     if relative not in files:
-        raise SpecError(f"{where}: path: {predictor.path} is left out of the project (.cortexignore or a hidden dir)")
+        raise SpecError(
+            f"{where}: path: {_shown(predictor.path)} is left out of the project (.cortexignore or a hidden dir)"
+        )
     if predictor.python_path is not None:
         _existing(directory, predictor.python_path, f"{where}: python_path", "directory")
     model = predictor.model_path
     if model is not None and "://" in model and not model.startswith(("s3://", "oss://")):
         raise SpecError(
-            f"{where}: model_path: expected s3://bucket/path, oss://bucket/path or a project path (got {model})"
+            f"{where}: model_path: expected s3://bucket/path, oss://bucket/path or a project path (got {_shown(model)})"
         )
     if model is not None and "://" not in model:
         model_path = _existing(directory, model, f"{where}: model_path", "any")
         if not any(file == model_path or model_path in file.parents for file in files):
-            raise SpecError(f"{where}: model_path: {model} is left out of the project (.cortexignore or a hidden dir)")
+            raise SpecError(
+                f"{where}: model_path: {_shown(model)} is left out of the project (.cortexignore or a hidden dir)"
+            )
 
 
 def _existing(directory: Path, value: str, where: str, kind: str) -> PurePosixPath:
@@ -95,7 +99,7 @@ def _existing(directory: Path, value: str, where: str, kind: str) -> PurePosixPa
         raise SpecError(f"{where}: {value[:80]!r} is not a usable path ({exc.strerror})") from exc
     if not found:
         what = "does not exist in" if kind != "directory" else "is not a directory in"
-        raise SpecError(f"{where}: {value} {what} {directory}")
+        raise SpecError(f"{where}: {_shown(value)} {what} {directory}")
     return relative
 
 
@@ -106,5 +110,10 @@ def _inside(directory: Path, value: str, where: str) -> PurePosixPath:
     except (OSError, ValueError) as exc:  # a NUL byte, a symlink loop
         raise SpecError(f"{where}: {value[:80]!r} is not a usable path ({exc})") from exc
     if resolved != root and root not in resolved.parents:
-        raise SpecError(f"{where}: {value} must stay inside the project directory {directory}")
+        raise SpecError(f"{where}: {_shown(value)} must stay inside the project directory {directory}")
     return PurePosixPath(resolved.relative_to(root).as_posix())
+
+
+def _shown(value: str) -> str:
+    """A path from the spec as a message shows it: quoted when it holds a newline or another unprintable character."""
+    return value if value.isprintable() else repr(value)

@@ -108,35 +108,47 @@ def make_project(directory: Path, predictor: str, yaml: str | None = None, files
 StartRuntime = Callable[..., Runtime]
 
 
+def launch_runtime(
+    project: Path, workdir: Path, env: dict[str, str] | None = None, wait: str | None = "ready"
+) -> Runtime:
+    """Start `python -m cortexlite_runtime` for `project` (log and cache under `workdir`); the caller stops it."""
+    port = free_port()
+    log_path = workdir / f"runtime-{port}.log"
+    full_env = {
+        **os.environ,
+        "CORTEX_PROJECT_DIR": str(project),
+        "CORTEX_SERVING_HOST": "127.0.0.1",
+        "CORTEX_SERVING_PORT": str(port),
+        "CORTEX_CACHE_DIR": str(workdir / "cache"),
+        "CORTEX_SHUTDOWN_DELAY": "0.2",
+        "CORTEX_GRACE_PERIOD": "10",
+        "CORTEXLITE_LOG_FORMAT": "json",
+        **(env or {}),
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cortexlite_runtime"], env=full_env, stdout=log, stderr=subprocess.STDOUT
+        )
+    runtime = Runtime(process, port, log_path, project)
+    try:
+        if wait == "ready":
+            runtime.wait_ready()
+        elif wait == "healthy":
+            runtime.wait_healthy()
+    except BaseException:
+        runtime.stop(timeout=15)
+        raise
+    return runtime
+
+
 @pytest.fixture
 def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
     """Start runtimes for this test; every one is stopped (by PID) at teardown."""
     started: list[Runtime] = []
 
     def start(project: Path, env: dict[str, str] | None = None, wait: str | None = "ready") -> Runtime:
-        port = free_port()
-        log_path = tmp_path / f"runtime-{port}.log"
-        full_env = {
-            **os.environ,
-            "CORTEX_PROJECT_DIR": str(project),
-            "CORTEX_SERVING_HOST": "127.0.0.1",
-            "CORTEX_SERVING_PORT": str(port),
-            "CORTEX_CACHE_DIR": str(tmp_path / "cache"),
-            "CORTEX_SHUTDOWN_DELAY": "0.2",
-            "CORTEX_GRACE_PERIOD": "10",
-            "CORTEXLITE_LOG_FORMAT": "json",
-            **(env or {}),
-        }
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "cortexlite_runtime"], env=full_env, stdout=log, stderr=subprocess.STDOUT
-            )
-        runtime = Runtime(process, port, log_path, project)
+        runtime = launch_runtime(project, tmp_path, env, wait)
         started.append(runtime)
-        if wait == "ready":
-            runtime.wait_ready()
-        elif wait == "healthy":
-            runtime.wait_healthy()
         return runtime
 
     yield start

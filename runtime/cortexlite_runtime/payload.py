@@ -1,9 +1,10 @@
 """Request payloads in, predictions out: the HTTP contract of `predict`.
 
-Payload by Content-Type: JSON -> object (bad JSON -> 400), `text/plain` -> str, forms -> form
-data, no Content-Type -> JSON when the body parses as JSON (Cortex 0.15 clients send none), else
-bytes; any other type -> bytes. Return: bytes -> octet-stream, str -> text/plain, a starlette
-`Response` passes through, anything else -> JSON.
+Payload by Content-Type: JSON -> object (bad JSON -> 400), `text/plain` -> str (an unknown charset
+-> 400), forms -> form data, no Content-Type -> JSON when the body parses as JSON (Cortex 0.15
+clients send none), else bytes; any other type -> bytes. Return: bytes -> octet-stream, str ->
+text/plain, a starlette `Response` passes through, anything else -> JSON (strict: NaN and infinities
+cannot be encoded, as in Cortex).
 """
 
 from __future__ import annotations
@@ -63,14 +64,16 @@ def decode_payload(body: bytes, content_type: str) -> Any:
             return json.loads(body) if body else None
         except ValueError as exc:
             raise BadPayload(f"invalid JSON: {exc}") from None
+        except RecursionError:
+            raise BadPayload("invalid JSON: arrays or objects are nested too deeply") from None
     if media.startswith("text/"):
-        return body.decode(_charset(content_type), errors="replace")
+        return _decode_text(body, _charset(content_type))
     if media in {"application/x-www-form-urlencoded", "multipart/form-data"}:
         return _parse_form(body, content_type)
     if not media:
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return body
     return body
 
@@ -96,7 +99,11 @@ def encode_prediction(result: Any) -> Outcome:
 
 
 def json_bytes(value: Any) -> bytes:
-    return _ENCODER.encode(value).encode()
+    text = _ENCODER.encode(value)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from a "\ud800" escape in a JSON payload: keep it escaped
+        return _ASCII_ENCODER.encode(value).encode()
 
 
 def error_outcome(status: int, message: str, request_id: str | None = None) -> Outcome:
@@ -124,7 +131,17 @@ def _to_json(value: Any) -> Any:
 
 
 # One encoder for every response: json.dumps would build a new one per call for these options.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_to_json)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_to_json)
+_ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=_to_json)
+
+
+def _decode_text(body: bytes, charset: str) -> str:
+    try:
+        return body.decode(charset, errors="replace")
+    except LookupError:
+        raise BadPayload(f"unknown charset {charset!r}") from None
+    except ValueError as exc:  # a codec that is not for text, or that cannot replace errors (idna)
+        raise BadPayload(f"cannot decode the body as {charset!r}: {exc}") from None
 
 
 def _charset(content_type: str) -> str:

@@ -51,3 +51,34 @@ def test_encode() -> None:
     assert response.status == 202 and b"content-length" not in dict(response.headers)
     with pytest.raises(TypeError, match="not JSON serializable"):
         encode_prediction({"x": object()})
+
+
+@pytest.mark.parametrize(
+    ("content_type", "message"),
+    [
+        ("text/plain; charset=bogus", "unknown charset 'bogus'"),
+        ("text/plain; charset=rot13", "unknown charset 'rot13'"),  # a codec, but not for text
+        ("text/plain; charset=idna", "cannot decode the body as 'idna'"),  # cannot replace errors
+    ],
+)
+def test_a_charset_that_cannot_decode_is_a_bad_payload(content_type: str, message: str) -> None:
+    # Before, these escaped as LookupError/UnicodeError: a 500 "internal error" for a client's mistake.
+    with pytest.raises(BadPayload, match=message):
+        decode_payload(b"hi", content_type)
+
+
+def test_json_nested_too_deeply_is_a_bad_payload_or_bytes() -> None:
+    deep = b"[" * 100_000
+    with pytest.raises(BadPayload, match="nested too deeply"):
+        decode_payload(deep, "application/json")
+    assert decode_payload(deep, "") == deep  # no Content-Type: not JSON, so bytes
+
+
+def test_predictions_are_strict_json() -> None:
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        encode_prediction({"score": float("nan")})
+    # A lone surrogate (a JSON payload's "\ud800" escape echoed back) stays escaped instead of failing.
+    answer = encode_prediction({"echo": "\ud800 é"})
+    assert answer.body == b'{"echo":"\\ud800 \\u00e9"}'
+    assert json.loads(answer.body) == {"echo": "\ud800 é"}
+    assert encode_prediction({"echo": "é"}).body == '{"echo":"é"}'.encode()

@@ -108,7 +108,8 @@ def test_cortex_yaml_is_found(tmp_path: Path) -> None:
 
 _paths = st.sampled_from(
     ["predictor.py", "missing.py", "../x.py", "/etc/passwd", "", ".", "..", "src", "models", "a\x00b", "x" * 300,
-     "s3://bucket/m", "oss://b/m", "models/m.onnx", "~/x", "src/../predictor.py"]
+     "s3://bucket/m", "oss://b/m", "models/m.onnx", "~/x", "src/../predictor.py", "a\nb.py", "src\n", "x\x1e.py",
+     "gs://b/\n", "../\u2028"]
 )  # fmt: skip
 _scalars = st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=True) | st.text(max_size=6) | _paths
 _keys = st.sampled_from(
@@ -155,3 +156,4 @@ def test_any_predictor_paths_load_or_give_a_clear_error(
         load_project(root)
     except CortexliteError as exc:
         assert str(exc).startswith("cortexlite.yaml: iris: predictor"), str(exc)
+        assert len(str(exc).splitlines()) == 1, f"a path from the spec broke the message: {exc}"

@@ -104,6 +104,60 @@ def test_errors_name_file_api_and_field(tmp_path: Path, text: str, message: str)
     assert message in str(caught.value)
 
 
+def _alias_bomb(levels: int) -> str:
+    anchors = "".join(f"      l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]\n" for i in range(1, levels))
+    return (
+        "- name: bomb\n  predictor:\n    config:\n      l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+        + anchors
+        + (f"  tracker: *l{levels - 1}\n")
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 3000, "cortexlite.yaml: invalid YAML: lists or mappings are nested too deeply"),
+        ("- name: a\n  predictor: {threads_per_process: " + "9" * 5000 + "}\n", "cortexlite.yaml:2:36: invalid YAML: "),
+        (
+            "- name: a\n  predictor: {path: 2001-02-30}\n",
+            "cortexlite.yaml:2:21: invalid YAML: cannot read '2001-02-30' as timestamp: day is out of range for month",
+        ),
+        ("- name: !!bool maybe\n", "cortexlite.yaml:1:9: invalid YAML: cannot read 'maybe' as bool"),
+        ("- name: !!float abc\n", "cortexlite.yaml:1:9: invalid YAML: cannot read 'abc' as float: could not convert"),
+        (_alias_bomb(8), "cortexlite.yaml:1:1: invalid YAML: aliases expand the document by more than 100000 nodes"),
+        (
+            "- name: x\n  predictor:\n    config: &c {k: *c}\n",
+            "cortexlite.yaml:3:13: invalid YAML: an alias refers to a node that contains it",
+        ),
+        (
+            '- name: a\n  tracker: {k: "\\ud800"}\n',
+            "cortexlite.yaml:2:16: invalid YAML: '\\ud800' holds a lone surrogate",
+        ),
+        ("- name: a\x00\n", "cortexlite.yaml: invalid YAML: character #x0000 at offset 9: special characters are not"),
+        # a validator that fails on an extreme number (units.parse_duration) still names the file and the API
+        ("- name: a\n  autoscaling: {window: 1" + "0" * 400 + "}\n", "cortexlite.yaml: a: a value is out of range: "),
+        ('- name: a\n  predictor: {"x\\x1e\\n": 1}\n', "cortexlite.yaml: a: predictor: key x\\x1e\\n is not supported"),
+        (
+            "- name: [" + ", ".join(["x"] * 500) + "]\n",
+            "name: expected a string (got ['x', 'x', 'x', 'x', 'x', 'x', ...])",
+        ),
+        ('- name: "\\u202e"\n  colour: 1\n', "cortexlite.yaml: api #1: key colour is not supported"),
+    ],
+)
+def test_hostile_yaml_gives_a_short_precise_spec_error(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_api_specs(_write(tmp_path, text))
+    assert message in str(caught.value)
+    assert len(str(caught.value)) < 1000
+    str(caught.value).encode("utf-8")
+
+
+def test_a_recursive_alias_cannot_reach_the_resolved_spec(tmp_path: Path) -> None:
+    # Before, this loaded, and the resolved-spec JSON of the API could never be written (circular reference).
+    with pytest.raises(SpecError, match="a recursive structure"):
+        load_api_specs(_write(tmp_path, "- name: x\n  predictor:\n    config: &c {list: [1, *c]}\n"))
+
+
 def test_yaml_syntax_error_has_line_and_column(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"^cortexlite.yaml:3:12: invalid YAML: mapping values are not allowed here"):
         load_api_specs(_write(tmp_path, "- name: iris\n  predictor:\n    path: a: b\n"))
@@ -132,6 +186,8 @@ def test_resolved_spec_round_trip(tmp_path: Path) -> None:
         ("[]", "expected a JSON object"),
         ('{"api": {"name": "x"}}', "resolved-spec version None is not supported"),
         ('{"version": 1, "api": {"name": "x", "predictor": {"bogus": 1}}}', "api: predictor: key bogus"),
+        ('{"version": 1, "api": {"predictor": {"config": ' + "[" * 100_000 + "]" * 100_000 + "}}}", "not valid JSON"),
+        ('{"version": 1, "api": {"name": "x", "autoscaling": {"window": 1' + "0" * 400 + "}}}", "out of range"),
     ],
 )
 def test_resolved_spec_errors(tmp_path: Path, text: str, message: str) -> None:
