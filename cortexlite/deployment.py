@@ -4,19 +4,37 @@ For each API of the project: roll back an interrupted update, compare what runs 
 project asks for, and when they differ take a snapshot, prepare the runtime (venv), record the
 update (`rollout.json`) and roll. New replicas that never become ready are removed, the previous
 version keeps serving (its count restored), and `RolloutError` carries their last log lines.
+
+A deploy that fails (building, installing, placing or starting) is recorded as the API's last
+failed deploy (`deploy-failure.json`: when, its class, a one-line message, the last log lines),
+which `get` shows until a deploy of the API succeeds.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from cortexlite.backends.base import ReplicaStatus
 from cortexlite.errors import ComputeUnavailable, CortexliteError, EnvConfigError, RolloutError
+from cortexlite.failures import (
+    LOG_LINES,
+    FailureKind,
+    classify_error,
+    classify_rollout,
+    describe_error,
+    log_text,
+    one_line,
+    redact,
+    secret_values,
+)
 from cortexlite.files import Lock
 from cortexlite.processes import identify, spawn
 from cortexlite.project import Project, load_project
@@ -24,8 +42,8 @@ from cortexlite.recovery import acquire, restore, updater_for
 from cortexlite.release import Release, make_release
 from cortexlite.rollout import clamp_replicas
 from cortexlite.snapshot import Snapshot, take_snapshot
-from cortexlite.state import ApiRecord, RolloutMarker
-from cortexlite.updater import ReplicaFailure, Report
+from cortexlite.state import ApiRecord, DeployFailure, RolloutMarker
+from cortexlite.updater import ReplicaFailure, Report, Updater
 from cortexlite.workspace import Workspace
 from cortexlite_runtime.spec import ApiSpec
 
@@ -111,31 +129,64 @@ def refresh(ws: Workspace | Cluster, name: str, options: DeployOptions, report: 
 def run_marker(
     ws: Workspace, marker: RolloutMarker, report: Report, ready_timeout: float | None, replace: list[str] | None = None
 ) -> None:
-    """Carry out the update `marker` records (the caller holds the lock); on failure restore and raise."""
+    """Carry out the update `marker` records (the caller holds the lock); on failure restore, record and raise."""
     target = marker.target
     updater = updater_for(ws, report, ready_timeout)
     try:
         updater.roll(target.release(), Path(target.snapshot), target.requested, replace or ())
     except ReplicaFailure as failure:
-        report(f"{target.name}: {failure.reason}; rolling back")
-        restore(ws, updater, marker)
-        ws.state.clear_marker(target.name)
+        replica = f"replica {failure.replica.id}"
+        kind, lines = classify_rollout(failure.reason), log_text(failure.log_lines)
+        why = _Why(kind, f"{replica}: {one_line(failure.reason)}", replica, lines)
+        _roll_back(ws, updater, marker, report, why, reason=failure.reason)
         raise RolloutError(_failure_message(marker, failure)) from None
     except ComputeUnavailable as exc:
-        report(f"{target.name}: {exc}; rolling back")
-        restore(ws, updater, marker)
-        ws.state.clear_marker(target.name)
+        why = _Why(FailureKind.COMPUTE_UNAVAILABLE, one_line(str(exc)))
+        _roll_back(ws, updater, marker, report, why, reason=str(exc))
         kept = "the previous version keeps serving" if marker.previous is not None else f"{target.name} was not created"
         raise RolloutError(f"{target.name}: compute unavailable: {exc}; {kept}") from exc
     except CortexliteError as exc:
         # No free port, a gateway that stopped answering...: back to the previous release when that
         # works; when it does not either, the record stays and the next command rolls back.
-        report(f"{target.name}: {exc}; rolling back")
-        restore(ws, updater, marker)
-        ws.state.clear_marker(target.name)
+        _roll_back(ws, updater, marker, report, _Why(classify_error(exc), describe_error(exc)[0]), reason=str(exc))
         raise RolloutError(f"{target.name}: the update failed and was rolled back: {exc}") from exc
     ws.state.save_api(target)
     ws.state.clear_marker(target.name)
+    ws.state.clear_failure(target.name)
+
+
+class _Why(NamedTuple):
+    """A failed deploy, as recorded: its class, one line, and whose last lines (if any) it keeps."""
+
+    kind: FailureKind | None
+    message: str
+    source: str | None = None
+    lines: Sequence[str] = ()
+
+
+def _roll_back(
+    ws: Workspace, updater: Updater, marker: RolloutMarker, report: Report, why: _Why, *, reason: str
+) -> None:
+    """Back to what served before `marker`'s update; the failure is recorded even when that fails too."""
+    name = marker.target.name
+    report(f"{name}: {reason}; rolling back")
+    try:
+        restore(ws, updater, marker)
+        ws.state.clear_marker(name)
+    finally:
+        # After the restore: rolling back a creation forgets the API's directory.
+        _record(ws, marker.target.release().api, marker.action, why, kept=marker.previous is not None)
+
+
+def _record(
+    ws: Workspace, api: ApiSpec, action: Literal["create", "update", "refresh"], why: _Why, *, kept: bool
+) -> None:
+    secrets = secret_values(ws.environment)
+    failure = DeployFailure(
+        at=time.time(), action=action, kind=why.kind, message=redact(why.message, secrets), endpoint=api.endpoint,
+        log_source=why.source, log_tail=[redact(line, secrets) for line in why.lines[-LOG_LINES:]], kept=kept,
+    )  # fmt: skip
+    ws.state.record_failure(api.name, failure)
 
 
 def _deploy_api(
@@ -155,6 +206,7 @@ def _deploy_api(
     try:
         record, release, count, action = _compare(ws, project, api)
         if action == "up-to-date":
+            ws.state.clear_failure(name)
             return _result(ws, api, action, count)
         report(f"{'creating' if record is None else 'updating'} {name}")
         _process_notices(ws, project, api, report)
@@ -164,11 +216,7 @@ def _deploy_api(
             snapshot_path = Path(record.snapshot)
         else:
             snapshot_path = _snapshot(ws, project, report, snapshots).path
-            started = time.monotonic()
-            prepared = ws.backend.prepare(project, name, detail)
-            if prepared.created:
-                report(f"{name}: made the replica runtime {prepared.runtime} in {time.monotonic() - started:.1f}s")
-            release = make_release(api, project.code_hash, prepared.runtime)
+            release = _prepare(ws, project, api, report, detail, kept=record is not None)
             ws.backend.ship(snapshot_path, report)
         target = ApiRecord.of(release, snapshot_path, count, created_at=record.created_at if record else None)
         marker = new_marker("create" if record is None else "update", target, record)
@@ -180,6 +228,43 @@ def _deploy_api(
         return _result(ws, api, action, count)
     finally:
         lock.release()
+
+
+def _prepare(ws: Workspace, project: Project, api: ApiSpec, report: Report, detail: Report, *, kept: bool) -> Release:
+    """The release with its runtime made (a venv, an image); a failure is recorded with the build's last lines."""
+    started = time.monotonic()
+    output = _Output(detail)
+    try:
+        prepared = ws.backend.prepare(project, api.name, output)
+    except CortexliteError as exc:
+        files = [file for file in ("dependencies.sh", "requirements.txt") if project.read(file) is not None]
+        why = _Why(classify_error(exc), *describe_error(exc, files), output.tail())
+        _record(ws, api, "update" if kept else "create", why, kept=kept)
+        raise
+    if prepared.created:
+        report(f"{api.name}: made the replica runtime {prepared.runtime} in {time.monotonic() - started:.1f}s")
+    return make_release(api, project.code_hash, prepared.runtime)
+
+
+# The classic builder's own lines: its steps and intermediate containers, not what the steps printed.
+_BOOKKEEPING = re.compile(r"\s*(--->|Removing intermediate container|Step \d+/\d+ : )")
+
+
+class _Output:
+    """What a build or an install prints: passed on, its last lines kept (less the builder's bookkeeping)."""
+
+    def __init__(self, forward: Report) -> None:
+        self._forward = forward
+        self._lines: deque[str] = deque(maxlen=LOG_LINES)
+
+    def __call__(self, line: str) -> None:
+        self._forward(line)
+        text = line.rstrip()
+        if text.strip() and not _BOOKKEEPING.match(text):
+            self._lines.append(text)
+
+    def tail(self) -> list[str]:
+        return list(self._lines)
 
 
 def _compare(ws: Workspace, project: Project, api: ApiSpec) -> tuple[ApiRecord | None, Release, int, Action]:

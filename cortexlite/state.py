@@ -2,15 +2,18 @@
 
     api.json        the release that serves (spec, hashes, snapshot, requested replicas)
     rollout.json    present only while an update runs: what it moves from and to, and who runs it
+    deploy-failure.json  the last deploy that failed (when, why, its last log lines), until one succeeds
     lock            flock held by the command updating the API (released by the kernel if it dies)
     specs/<v>.json  the resolved spec each version's replicas read (CORTEX_API_SPEC)
     replicas/, logs/  the process backend's records and log files
 
 A `rollout.json` whose owner is gone means an interrupted update: the next command rolls it back.
+A `deploy-failure.json` alone is an API whose creation failed: `get` shows why, `delete` forgets it.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -18,12 +21,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from cortexlite.failures import FailureKind
 from cortexlite.files import Lock, read_json, write_json
 from cortexlite.processes import ProcessRef
 from cortexlite.release import Release, spec_data
 from cortexlite_runtime.spec import ApiSpec
 
-__all__ = ["ApiRecord", "EnvState", "RolloutMarker"]
+__all__ = ["ApiRecord", "DeployFailure", "EnvState", "RolloutMarker"]
+
+_FAILURE_FILE = "deploy-failure.json"
 
 
 class ApiRecord(BaseModel):
@@ -74,6 +80,21 @@ class RolloutMarker(BaseModel):
         return ProcessRef(self.owner_pid, self.owner_started)
 
 
+class DeployFailure(BaseModel):
+    """The last failed deploy of an API: kept until a deploy of it succeeds (or it is deleted)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: float
+    action: Literal["create", "update", "refresh"]
+    kind: FailureKind | None  # None: a failure of no known class (the message says what)
+    message: str  # one line
+    endpoint: str
+    log_source: str | None = None  # whose lines `log_tail` holds: "replica 3f2a1b", "pip install -r ..."
+    log_tail: list[str] = []
+    kept: bool = False  # the previous version kept serving
+
+
 class EnvState:
     """The records of one environment's APIs, as files under `CORTEXLITE_HOME/envs/<env>/`."""
 
@@ -94,7 +115,7 @@ class EnvState:
             for path in apis.iterdir()
             if path.is_dir()
             and not path.name.startswith(".")
-            and any((path / part).exists() for part in ("api.json", "rollout.json", "replicas"))
+            and any((path / part).exists() for part in ("api.json", "rollout.json", "replicas", _FAILURE_FILE))
         )
 
     def api(self, name: str) -> ApiRecord | None:
@@ -125,6 +146,25 @@ class EnvState:
 
     def clear_marker(self, name: str) -> None:
         (self.api_dir(name) / "rollout.json").unlink(missing_ok=True)
+
+    def deploy_failure(self, name: str) -> DeployFailure | None:
+        data = self.read_api_file(name, _FAILURE_FILE)
+        try:
+            return DeployFailure.model_validate(data) if data is not None else None
+        except ValidationError:
+            return None
+
+    def record_failure(self, name: str, failure: DeployFailure) -> None:
+        """Keep `failure` as the API's last failed deploy (here, and where a remote host's state lives)."""
+        data = failure.model_dump(mode="json")
+        write_json(self.api_dir(name) / _FAILURE_FILE, data)
+        self.share(f"envs/{self.env}/apis/{name}/{_FAILURE_FILE}", json.dumps(data).encode())
+
+    def clear_failure(self, name: str) -> None:
+        if self.deploy_failure(name) is None:
+            return
+        (self.api_dir(name) / _FAILURE_FILE).unlink(missing_ok=True)
+        self.share(f"envs/{self.env}/apis/{name}/{_FAILURE_FILE}", b"null\n")
 
     def read_api_file(self, name: str, filename: str) -> Any:
         """A JSON file the API's directory holds (the operator's `autoscaler.json`), or None."""

@@ -1,9 +1,10 @@
-"""`get [API] [--watch] [-o json]`: Cortex's columns; one API adds its replicas."""
+"""`get [API] [--watch] [-o json]`: Cortex's columns; one API adds its replicas, why it fails, its last failed
+deploy and the failing replica's (or the failed build's) last log lines."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
@@ -74,12 +75,37 @@ def _details(view: ApiView) -> list[RenderableType]:
     parts: list[RenderableType] = [Text(f"\nendpoint: {view.url}")]
     if view.reason:
         parts.append(Text(f"reason: {view.reason}", style="red"))
+    failure = view.last_deploy_failure
+    if failure is not None:
+        parts.append(Text(_failed_deploy(failure, view), style="red" if view.status != "live" else "yellow"))
     if view.last_scaling is not None:
         event, inputs = view.last_scaling, view.last_scaling.get("inputs", {})
         load = (
             f"avg in-flight {inputs.get('avg_in_flight', 0):g} / target {inputs.get('target_replica_concurrency', 0):g}"
         )
         parts.append(Text(f"last scaling: {event['before']} -> {event['after']}, {ago(event['at'])} ago ({load})"))
+    lines, source = view.log_tail, view.log_source
+    if not lines and failure is not None:
+        lines, source = failure.get("log_tail") or [], failure.get("log_source")
+    if lines:
+        parts.append(Text(f"last {len(lines)} log lines of {source or 'the failing replica'}:"))
+        parts.append(Text("\n".join(f"  {line}" for line in lines)))
+    if view.replicas:
+        parts += [Text(""), _replicas(view)]
+    return parts
+
+
+def _failed_deploy(failure: dict[str, Any], view: ApiView) -> str:
+    """`last deploy failed 2m ago (dependency install error): ...; the previous version keeps serving`."""
+    line = f"last deploy failed {ago(failure.get('at'))} ago ({failure.get('kind') or 'error'})"
+    if failure.get("message") != view.reason:
+        line += f": {failure.get('message')}"
+    if failure.get("kept"):
+        return line + "; the previous version keeps serving"
+    return line + ("; nothing was created" if failure.get("action") == "create" and not view.replicas else "")
+
+
+def _replicas(view: ApiView) -> Table:
     replicas = Table(box=None, pad_edge=False, title=None)
     for column in ("replica", "status", "serving", "up-to-date", "address", "pid / container", "age"):
         replicas.add_column(column)
@@ -91,5 +117,4 @@ def _details(view: ApiView) -> list[RenderableType]:
             replica.id, status, "yes" if replica.serving else "no", "yes" if replica.up_to_date else "no",
             replica.address, str(replica.pid or replica.container or "-"), ago(replica.created_at),
         )  # fmt: skip
-    parts += [Text(""), replicas]
-    return parts
+    return replicas

@@ -4,9 +4,12 @@
 - `live`: at least the requested count of allocations of the current version run and are healthy;
 - `compute unavailable`: Nomad cannot place some (a blocked evaluation: no node with the GPUs,
   CPU or memory asked for; the reasons are Nomad's);
-- `error (out of memory)` / `error`: fewer healthy allocations than requested, with the reason
-  (the last task events of a failed one).
-Traffic comes from the gateway's Traefik metrics when its admin port answers.
+- `error (<kind>)` / `error`: fewer healthy allocations than requested, with the reason (the last
+  task events of a failed one), its class (`cortexlite.failures`: out of memory from the task
+  events, a predictor or dependency failure from the runtime's log) and its last log lines.
+The last failed deploy (a failed deployment, or a failed allocation of a version Nomad reverted
+from) is shown beside what serves. Traffic comes from the gateway's Traefik metrics when its admin
+port answers.
 """
 
 from __future__ import annotations
@@ -18,10 +21,20 @@ from typing import Any
 import httpx
 
 from cortexlite.errors import NomadError
+from cortexlite.failures import (
+    LOG_LINES,
+    FailureKind,
+    classify_readiness,
+    died_starting,
+    redact,
+    secret_values,
+    status_of,
+)
 from cortexlite.gateway import ApiTraffic, parse_traffic
 from cortexlite.nomad.cluster import Cluster
 from cortexlite.nomad.job import GROUP, PORT_LABEL, job_id
-from cortexlite.nomad.watch import placement_failure, task_events
+from cortexlite.nomad.watch import last_log_lines, placement_failure, task_events
+from cortexlite.state import DeployFailure
 from cortexlite.status import ApiView, ReplicaView
 
 __all__ = ["alloc_address", "cluster_views", "replica_state"]
@@ -54,32 +67,43 @@ def _view(cluster: Cluster, name: str, traffic: ApiTraffic) -> ApiView | None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         replicas = list(pool.map(lambda alloc: _replica(cluster, alloc, version), live))
     current = sum(1 for replica in replicas if replica.up_to_date and replica.serving)
-    status, reason = _status(cluster, name, version, deployment, allocations, requested=requested, current=current)
+    status, reason, failing = _status(
+        cluster, name, version, deployment, allocations, requested=requested, current=current
+    )
+    read: dict[str, list[str]] = {}  # allocation ID -> its last log lines, read once
+    lines = _alloc_lines(cluster, failing, read) if failing is not None else []
+    if failing is not None and status == "error":
+        status = status_of(_alloc_kind(failing, lines))
     meta = job.get("Meta") or {}
     endpoint = str(meta.get("cortexlite.endpoint") or f"/{name}")
+    failure = _failed_deploy(cluster, job, deployment, allocations, endpoint=endpoint, read=read)
+    secrets = secret_values(cluster.environment)
     return ApiView(
         name=name, status=status, endpoint=endpoint, url=f"{cluster.gateway_url}{endpoint}", requested=requested,
         up_to_date=current, last_update=_seconds(job.get("SubmitTime")), replicas=replicas,
         requests={key: traffic.count(key) for key in ("2XX", "4XX", "5XX")}, avg_latency_s=traffic.average_latency,
-        reason=reason, last_scaling=_last_scaling(cluster, name),
+        reason=redact(reason, secrets) if reason else None, last_scaling=_last_scaling(cluster, name),
+        log_source=f"allocation {str(failing.get('ID'))[:8]}" if failing is not None and lines else None,
+        log_tail=lines, last_deploy_failure=failure.model_dump(mode="json") if failure is not None else None,
     )  # fmt: skip
 
 
 def _status(
     cluster: Cluster, name: str, version: int, deployment: dict[str, Any] | None, allocations: list[dict[str, Any]],
     *, requested: int, current: int,
-) -> tuple[str, str | None]:  # fmt: skip
+) -> tuple[str, str | None, dict[str, Any] | None]:  # fmt: skip
+    """(status, reason, the failed allocation the reason is about)."""
     blocked = placement_failure(cluster.client, job_id(name)) if current < requested else None
     if blocked is not None:
-        return "compute unavailable", blocked
+        return "compute unavailable", blocked, None
     if (
         deployment is not None
         and int(deployment.get("JobVersion", -1)) == version
         and deployment.get("Status") in _RUNNING_DEPLOYMENT
     ):
-        return "updating", deployment.get("StatusDescription") or None
+        return "updating", deployment.get("StatusDescription") or None, None
     if current >= requested:
-        return "live", None
+        return "live", None, None
     broken = sorted(
         (alloc for alloc in allocations if replica_state(alloc)[0] in ("failed", "exited")),
         key=lambda alloc: int(alloc.get("ModifyIndex") or 0),
@@ -87,11 +111,70 @@ def _status(
     )
     for alloc in broken:
         events = task_events(alloc)
-        oom = any("out of memory" in event.lower() or "oom" in event.lower() for event in events)
         last = events[-1] if events else str(alloc.get("ClientDescription") or "failed")
         reason = f"{current} of {requested} replica(s) serving; allocation {str(alloc.get('ID'))[:8]}: {last}"
-        return ("error (out of memory)" if oom else "error"), reason
-    return "error", f"{current} of {requested} replica(s) serving"
+        return "error", reason, alloc
+    return "error", f"{current} of {requested} replica(s) serving", None
+
+
+def _alloc_kind(alloc: dict[str, Any], lines: list[str]) -> FailureKind | None:
+    """Out of memory from the task events; a predictor or dependency failure from the runtime's own log."""
+    if any("out of memory" in event.lower() or "oom" in event.lower() for event in task_events(alloc)):
+        return FailureKind.OUT_OF_MEMORY
+    for line in reversed(lines):
+        if "not ready: " in line:
+            return classify_readiness(line.split("not ready: ", 1)[1])
+    return FailureKind.PREDICTOR_INIT if died_starting(lines) else None
+
+
+def _alloc_lines(cluster: Cluster, alloc: dict[str, Any], read: dict[str, list[str]]) -> list[str]:
+    alloc_id = str(alloc.get("ID"))
+    if alloc_id not in read:
+        secrets = secret_values(cluster.environment)
+        read[alloc_id] = [redact(line, secrets) for line in last_log_lines(cluster.client, alloc_id)][-LOG_LINES:]
+    return read[alloc_id]
+
+
+def _failed_deploy(
+    cluster: Cluster, job: dict[str, Any], deployment: dict[str, Any] | None, allocations: list[dict[str, Any]],
+    *, endpoint: str, read: dict[str, list[str]],
+) -> DeployFailure | None:  # fmt: skip
+    """The job's last deploy, when it failed: its deployment failed, or Nomad reverted from a failed allocation's
+    version and nothing newer was placed since."""
+    failed = sorted((a for a in allocations if _unhealthy(a)), key=lambda a: int(a.get("CreateIndex") or 0))
+    if deployment is not None and deployment.get("Status") == "failed":
+        ours = [a for a in failed if a.get("DeploymentID") == deployment.get("ID")]
+        alloc = ours[-1] if ours else None
+    else:
+        deployment = None
+        reverted = [a for a in failed if int(a.get("JobVersion", -1)) != int(job.get("Version") or 0)]
+        alloc = reverted[-1] if reverted else None
+        placed = [int(a.get("CreateIndex") or 0) for a in allocations if not _unhealthy(a)]
+        if alloc is None or any(index > int(alloc.get("CreateIndex") or 0) for index in placed):
+            return None
+    version = int((deployment or alloc or {}).get("JobVersion", 0))
+    lines = _alloc_lines(cluster, alloc, read) if alloc is not None else []
+    parts = [f"job version {version}"]
+    if deployment is not None:
+        parts.append(f"deployment {str(deployment.get('ID'))[:8]}: {deployment.get('StatusDescription') or 'failed'}")
+    if alloc is not None:
+        events = task_events(alloc)
+        parts.append(f"allocation {str(alloc.get('ID'))[:8]}: {events[-1] if events else alloc.get('ClientStatus')}")
+    return DeployFailure(
+        at=_seconds((deployment or alloc or {}).get("ModifyTime")) or 0.0, action="update" if version else "create",
+        kind=_alloc_kind(alloc, lines) if alloc is not None else None,
+        message=redact("; ".join(parts), secret_values(cluster.environment)), endpoint=endpoint,
+        log_source=f"allocation {str(alloc.get('ID'))[:8]}" if alloc is not None and lines else None,
+        log_tail=lines, kept=int(job.get("Version") or 0) != version,
+    )  # fmt: skip
+
+
+def _unhealthy(alloc: dict[str, Any]) -> bool:
+    if alloc.get("ClientStatus") in ("failed", "lost"):
+        return True
+    if (alloc.get("DeploymentStatus") or {}).get("Healthy") is False:
+        return True
+    return any(state.get("Failed") for state in (alloc.get("TaskStates") or {}).values())
 
 
 def replica_state(alloc: dict[str, Any]) -> tuple[str, str | None]:
