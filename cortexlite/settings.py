@@ -31,6 +31,8 @@ class Settings:
     - `CORTEXLITE_OPERATOR_INTERVAL` (default 10): seconds between the operator's autoscaling decisions.
     - `CORTEXLITE_ENGINE_ID`: which Docker engine an operator serves (`DockerEngine.identity`); set on a
       remote host's operator, which then refuses any other engine its socket might lead to.
+    - `CORTEXLITE_GATEWAY_READ_TIMEOUT` (default 60): seconds a client may take to send a whole request to the
+      gateway of a local or Docker environment; a slower one is disconnected (applied when the gateway starts).
     - `CORTEXLITE_LABELS`: `key=value,...` added to every container, network and volume cortexlite creates
       (the test suite adds `cortexlite.test=1`).
     """
@@ -44,6 +46,7 @@ class Settings:
     labels: tuple[tuple[str, str], ...] = ()
     operator_interval: float = 10.0
     engine_id: str | None = None
+    gateway_read_timeout: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +65,9 @@ class Settings:
             engine_id=env.get("CORTEXLITE_ENGINE_ID") or None,
             operator_interval=seconds_setting(
                 "CORTEXLITE_OPERATOR_INTERVAL", env.get("CORTEXLITE_OPERATOR_INTERVAL"), 10.0
+            ),
+            gateway_read_timeout=seconds_setting(
+                "CORTEXLITE_GATEWAY_READ_TIMEOUT", env.get("CORTEXLITE_GATEWAY_READ_TIMEOUT"), 60.0
             ),
         )
 
@@ -99,6 +105,6 @@ def seconds_setting(name: str, raw: str | None, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = 0.0
-    if value <= 0:
+    if not 0 < value <= 1e9:  # also refuses inf and nan
         raise ConfigError(f"{name}: expected a number of seconds above 0 (got {raw!r})")
     return value

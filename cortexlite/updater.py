@@ -71,7 +71,7 @@ class Updater:
         spec_file = self.state.spec_file(release)
         limits = budget(release.api.update_strategy, target)
         deadlines: dict[str, float] = {}
-        self._clean(api, endpoint)
+        self._clean(api, endpoint, release.api.networking.timeout)
         while True:
             replicas = [r for r in self.backend.replicas(api) if r.id not in self._retired]
             routed = set(self.membership.members(api))
@@ -80,7 +80,8 @@ class Updater:
             for replica in new:
                 if replica.address not in routed and self._ready(replica, deadlines):
                     routed.add(replica.address)
-                    self.membership.set(api, endpoint, sorted(routed))
+                    timeout = release.api.networking.timeout
+                    self.membership.set(api, endpoint, sorted(routed), prediction_timeout=timeout)
                     self.report(f"{api}: replica {replica.id} is ready and serving")
             new_starting = [r for r in new if r.address not in routed]
             old_serving = [r for r in old if r.address in routed]
@@ -163,7 +164,7 @@ class Updater:
         thread.start()
         self._stopping.append(thread)
 
-    def _clean(self, api: str, endpoint: str) -> None:
+    def _clean(self, api: str, endpoint: str, prediction_timeout: float) -> None:
         """Before a roll: dead, failed or draining replicas out, routing reduced to replicas that exist."""
         replicas = self.backend.replicas(api)
         broken = []
@@ -177,7 +178,7 @@ class Updater:
         routed = set(self.membership.members(api))
         if routed or self.membership.has(api):
             # Also rewrites the router when the endpoint changed; a new API gets its file with its first replica.
-            self.membership.set(api, endpoint, sorted(routed & alive))
+            self.membership.set(api, endpoint, sorted(routed & alive), prediction_timeout=prediction_timeout)
         if broken:
             self.backend.stop(broken, timeout=5)
 

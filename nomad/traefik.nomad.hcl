@@ -71,6 +71,10 @@ job "cortexlite-gateway" {
         network_mode = "host"
         args = [
           "--entrypoints.web.address=:8888",
+          "--entrypoints.web.transport.respondingTimeouts.readTimeout=60s",
+          "--entrypoints.web.transport.respondingTimeouts.writeTimeout=0s",
+          "--entrypoints.web.transport.respondingTimeouts.idleTimeout=180s",
+          "--entrypoints.web.http.maxHeaderBytes=65536",
           "--entrypoints.traefik.address=:8889",
           "--ping=true",
           "--ping.entrypoint=traefik",

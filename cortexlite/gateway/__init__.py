@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cortexlite.gateway.config import GatewayLayout, api_routes, router_name, static_config
+from cortexlite.gateway.config import GatewayLayout, GatewayLimits, api_routes, router_name, static_config
 from cortexlite.gateway.membership import FileRoutes, Membership, RouteStore
 from cortexlite.gateway.metrics import ApiTraffic, parse_traffic
 
@@ -10,6 +10,7 @@ __all__ = [
     "ApiTraffic",
     "FileRoutes",
     "GatewayLayout",
+    "GatewayLimits",
     "Membership",
     "RouteStore",
     "api_routes",

@@ -8,6 +8,12 @@ Per API: a router for `Path(/endpoint) || PathPrefix(/endpoint/)` that strips th
 retries a request that never reached a replica, and one load-balanced service whose servers are
 exactly the replicas cortexlite put in routing. Traefik's own health check on `/readyz` is a safety
 net for a replica that dies between two decisions; membership is still cortexlite's.
+
+Limits (`GatewayLimits`): the `web` entry point cuts a client that has not sent its whole request
+within `read_timeout` (a slow client), closes idle keep-alive connections, and answers 431 to headers
+over `max_header_bytes` (Traefik's own plain-text answers, like its 404 and 502). The write timeout is
+off: a prediction may run as long as its API's `networking.timeout`. Each API has its own servers
+transport, whose `responseHeaderTimeout` outlasts that timeout so that the replica's JSON 504 comes first.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DEFAULT_PREDICTION_TIMEOUT_S",
     "HEALTH_CHECK_INTERVAL_S",
     "PROVIDER_THROTTLE",
+    "RESPONSE_TIMEOUT_MARGIN_S",
     "GatewayLayout",
+    "GatewayLimits",
     "api_routes",
+    "prediction_timeout_of",
     "router_name",
     "servers_of",
     "static_config",
@@ -36,6 +46,27 @@ HEALTH_CHECK_INTERVAL_S = 2
 # dead one again (Traefik's passive health check would avoid that, but it also ejects replicas whose
 # predictor answers 500).
 _RETRY = {"attempts": 5, "initialInterval": "50ms", "retryNonIdempotentMethod": True}
+# The replica answers 504 at its API's networking.timeout; the gateway gives up on it this much later.
+RESPONSE_TIMEOUT_MARGIN_S = 5.0
+DEFAULT_PREDICTION_TIMEOUT_S = 60.0  # networking.timeout's default
+
+
+@dataclass(frozen=True)
+class GatewayLimits:
+    """What the `web` entry point allows a client (Traefik 3's entryPoints.<name>.transport.respondingTimeouts
+    and entryPoints.<name>.http.maxHeaderBytes)."""
+
+    read_timeout: float = 60.0  # seconds to receive a whole request, body included; 0: none
+    idle_timeout: float = 180.0  # seconds a keep-alive connection may wait for its next request
+    max_header_bytes: int = 65_536  # the replica's own limit (CORTEXLITE_MAX_HEADER_BYTES) by default
+
+    def entry_point(self) -> dict[str, Any]:
+        timeouts = {
+            "readTimeout": _duration(self.read_timeout),
+            "writeTimeout": "0s",  # never cut an answer: the replica's networking.timeout bounds a prediction
+            "idleTimeout": _duration(self.idle_timeout),
+        }
+        return {"transport": {"respondingTimeouts": timeouts}, "http": {"maxHeaderBytes": self.max_header_bytes}}
 
 
 @dataclass(frozen=True)
@@ -79,13 +110,14 @@ def router_name(api: str) -> str:
 
 
 def static_config(
-    layout: GatewayLayout, *, port: int, admin_port: int, host: str = "127.0.0.1", admin_host: str = "127.0.0.1"
-) -> dict[str, Any]:
+    layout: GatewayLayout, *, port: int, admin_port: int, host: str = "127.0.0.1", admin_host: str = "127.0.0.1",
+    limits: GatewayLimits | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Traefik's static configuration; `host`s are what it binds (0.0.0.0 inside a bridge-networked container)."""
     return {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": {
-            "web": {"address": f"{host}:{port}"},
+            "web": {"address": f"{host}:{port}", **(limits or GatewayLimits()).entry_point()},
             "traefik": {"address": f"{admin_host}:{admin_port}"},
         },
         "api": {"insecure": True, "dashboard": False},
@@ -100,8 +132,10 @@ def static_config(
     }
 
 
-def api_routes(api: str, endpoint: str, servers: list[str]) -> dict[str, Any]:
-    """The dynamic configuration of one API: its router, middlewares and servers (replica URLs)."""
+def api_routes(
+    api: str, endpoint: str, servers: list[str], prediction_timeout: float = DEFAULT_PREDICTION_TIMEOUT_S
+) -> dict[str, Any]:
+    """The dynamic configuration of one API: its router, middlewares, servers (replica URLs) and their transport."""
     name = router_name(api)
     middlewares: dict[str, Any] = {f"{name}-retry": {"retry": dict(_RETRY)}}
     if endpoint == "/":
@@ -120,12 +154,36 @@ def api_routes(api: str, endpoint: str, servers: list[str]) -> dict[str, Any]:
         "loadBalancer": {
             "servers": [{"url": url} for url in servers],
             "healthCheck": {"path": "/readyz", "interval": f"{HEALTH_CHECK_INTERVAL_S}s", "timeout": "1s"},
+            "serversTransport": name,
         }
     }
-    return {"http": {"routers": {name: router}, "middlewares": middlewares, "services": {name: service}}}
+    waits = {"responseHeaderTimeout": _duration(prediction_timeout + RESPONSE_TIMEOUT_MARGIN_S)}
+    return {
+        "http": {
+            "routers": {name: router},
+            "middlewares": middlewares,
+            "services": {name: service},
+            "serversTransports": {name: {"forwardingTimeouts": waits}},
+        }
+    }
+
+
+def prediction_timeout_of(config: dict[str, Any], api: str) -> float | None:
+    """The prediction timeout a rendered (or read-back) API configuration was made for; None when unknown."""
+    transport = config.get("http", {}).get("serversTransports", {}).get(router_name(api), {})
+    raw = str(transport.get("forwardingTimeouts", {}).get("responseHeaderTimeout", ""))
+    try:
+        return float(raw.removesuffix("s")) - RESPONSE_TIMEOUT_MARGIN_S if raw.endswith("s") else None
+    except ValueError:
+        return None
 
 
 def servers_of(config: dict[str, Any], api: str) -> list[str]:
     """The replica URLs in a rendered (or read-back) API configuration."""
     service = config.get("http", {}).get("services", {}).get(router_name(api), {})
     return [server["url"] for server in service.get("loadBalancer", {}).get("servers", []) or []]
+
+
+def _duration(seconds: float) -> str:
+    """A Go duration: Traefik reads a bare number as seconds too, but `1.5` only this way."""
+    return f"{seconds:g}s" if seconds < 1e6 else f"{int(seconds)}s"

@@ -16,7 +16,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from cortexlite.environments import Environment, Network
 from cortexlite.errors import DockerError, GatewayError
 from cortexlite.files import atomic_write, read_json
 from cortexlite.gateway.client import TraefikClient
-from cortexlite.gateway.config import GatewayLayout, static_config
+from cortexlite.gateway.config import GatewayLayout, GatewayLimits, static_config
 from cortexlite.gateway.process import find_traefik
 from cortexlite.image import ImageOptions, packaged_file, resolve_base
 from cortexlite.runtime_wheel import file_digest
@@ -69,6 +69,7 @@ class GatewayPlan:
     admin_port: int
     labels: dict[str, str]
     bind: str = "127.0.0.1"  # the web port's host address; the admin port stays on loopback
+    limits: GatewayLimits = field(default_factory=GatewayLimits)
 
     @property
     def name(self) -> str:
@@ -86,7 +87,8 @@ class GatewayPlan:
     def fingerprint(self) -> str:
         """What a running gateway must match to be kept (else it is recreated)."""
         bound = f"|{self.bind}" if self.bind != "127.0.0.1" else ""
-        return f"{self.image}|{self.network.value}|{self.port}|{self.admin_port}{bound}"
+        static = hashlib.sha256(json.dumps(gateway_static(self), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.image}|{self.network.value}|{self.port}|{self.admin_port}{bound}|{static}"
 
 
 def gateway_image_tag(traefik_digest: str, dockerfile_digest: str, base_image_id: str) -> str:
@@ -96,10 +98,11 @@ def gateway_image_tag(traefik_digest: str, dockerfile_digest: str, base_image_id
 
 def gateway_static(plan: GatewayPlan) -> dict[str, Any]:
     if plan.network is Network.HOST:
-        return static_config(_LAYOUT, port=plan.port, admin_port=plan.admin_port, host=plan.bind)
+        return static_config(_LAYOUT, port=plan.port, admin_port=plan.admin_port, host=plan.bind, limits=plan.limits)
     return static_config(
-        _LAYOUT, port=_BRIDGE_WEB_PORT, admin_port=_BRIDGE_ADMIN_PORT, host="0.0.0.0", admin_host="0.0.0.0"
-    )
+        _LAYOUT, port=_BRIDGE_WEB_PORT, admin_port=_BRIDGE_ADMIN_PORT, host="0.0.0.0", admin_host="0.0.0.0",
+        limits=plan.limits,
+    )  # fmt: skip
 
 
 def gateway_container_config(plan: GatewayPlan) -> dict[str, Any]:
@@ -149,8 +152,9 @@ class ExecTransport(httpx.BaseTransport):
 class GatewayContainer:
     def __init__(
         self, engine: DockerEngine, environment: Environment, *, options: ImageOptions, cache_dir: Path,
-        labels: Mapping[str, str], traefik: Path | None = None,
+        labels: Mapping[str, str], traefik: Path | None = None, limits: GatewayLimits | None = None,
     ) -> None:  # fmt: skip
+        self.limits = limits or GatewayLimits()
         self.engine = engine
         self.environment = environment
         self.options = options
@@ -198,7 +202,7 @@ class GatewayContainer:
         return GatewayPlan(
             env=self.environment.name, image=self._image(log), network=self.environment.network or Network.BRIDGE,
             port=self.environment.gateway_port, admin_port=self.environment.admin_port, labels=self.labels,
-            bind=self.environment.gateway_bind,
+            bind=self.environment.gateway_bind, limits=self.limits,
         )  # fmt: skip
 
     # --- helpers --------------------------------------------------------------------------------

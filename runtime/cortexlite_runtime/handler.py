@@ -26,6 +26,9 @@ from .predictor import LoadedPredictor, describe_exception
 
 __all__ = ["Handler"]
 
+# What a predictor may raise to end its process: left to the caller (an "internal error" answer).
+_EXITS = (SystemExit, KeyboardInterrupt)
+
 
 class Handler:
     def __init__(self, predictor: LoadedPredictor, *, batched: bool) -> None:
@@ -58,7 +61,9 @@ class Handler:
         predictor = self.predictor
         try:
             result = predictor.call(payload, query, headers)
-        except Exception as exc:
+        except _EXITS:
+            raise
+        except BaseException as exc:  # a user's BaseException subclass is still the predictor's failure
             logger.opt(exception=exc).error("predict failed: {}", describe_exception(exc))
             return error_outcome(500, f"predict failed: {describe_exception(exc)}", inv.request_id)
         if debug:
@@ -93,7 +98,9 @@ class Handler:
         size = len(payloads)
         try:
             results = self.predictor.call(payloads, queries, headers)
-        except Exception as exc:
+        except _EXITS:
+            raise
+        except BaseException as exc:
             logger.opt(exception=exc).error("predict failed for a batch of {}: {}", size, describe_exception(exc))
             return [error_outcome(500, f"predict failed: {describe_exception(exc)}", rid) for rid in ids]
         if not isinstance(results, list | tuple) or len(results) != size:

@@ -11,6 +11,7 @@ spellings are mapped here so that Cortex projects run unchanged:
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 from typing import Any, Literal
@@ -45,7 +46,8 @@ class PredictorType(StrEnum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan: JSON cannot hold them, so they would not survive the resolved spec a replica reads.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class BatchingSpec(_Strict):
@@ -77,6 +79,12 @@ class PredictorSpec(_Strict):
             raise ValueError("tensorflow predictors are not supported yet (use python or onnx)")
         return value
 
+    @field_validator("config")
+    @classmethod
+    def _finite_config(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _refuse_non_finite(value, "")
+        return value
+
     @field_validator("env", mode="before")
     @classmethod
     def _env_as_strings(cls, value: object) -> object:
@@ -101,7 +109,7 @@ class PredictorSpec(_Strict):
 
 
 class ApiSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1)
     kind: Literal["RealtimeAPI"] = "RealtimeAPI"
@@ -113,6 +121,12 @@ class ApiSpec(BaseModel):
     # Cortex's prediction tracking: accepted; prediction metrics come later.
     tracker: dict[str, Any] | None = None
     monitoring: dict[str, Any] | None = None
+
+    @field_validator("tracker", "monitoring")
+    @classmethod
+    def _finite_extras(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        _refuse_non_finite(value, "")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -192,7 +206,7 @@ class ApiSpec(BaseModel):
 class ResolvedSpec(BaseModel):
     """What the control plane hands a replica through `CORTEX_API_SPEC`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     version: Literal[1] = RESOLVED_SPEC_VERSION
     api: ApiSpec
@@ -212,6 +226,15 @@ def _map_model_keys(predictor: dict[str, Any], info: ValidationInfo) -> dict[str
     elif models is not None:
         raise ValueError("predictor: models: only `models: {path: ...}` is supported (one model per API)")
     return predictor
+
+
+def _refuse_non_finite(value: object, where: str) -> None:
+    """A free-form mapping reaches the replica as JSON, which has no inf or nan: refuse them where they are written."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where or 'value'}: {value} is not a number JSON can hold (use a string, or null)")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        _refuse_non_finite(item, f"{where}.{key}" if where else str(key))
 
 
 def _scalar_text(value: object) -> str:

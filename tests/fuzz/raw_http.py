@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from hypothesis import strategies as st
 
-__all__ = ["PARSER_FLAWS", "Exchange", "RawRequest", "Reply", "exchange", "raw_requests"]
+__all__ = ["MAX_HEADER_BYTES", "PARSER_FLAWS", "Exchange", "RawRequest", "Reply", "exchange", "raw_requests"]
 
 # Flaws below the application: the parser (llhttp) may refuse such a request before the app sees it.
 PARSER_FLAWS = frozenset(
@@ -28,6 +28,10 @@ PARSER_FLAWS = frozenset(
         "transfer-encoding-and-length", "bad-transfer-encoding", "bad-chunk", "body-past-content-length",
     }
 )  # fmt: skip
+
+
+# The runtime's default cap on a request's header lines ("name: value\r\n"), together.
+MAX_HEADER_BYTES = 65_536
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class Exchange:
 
 
 _ROUTES = ["/", "/predict", "/healthz", "/readyz", "/metrics", "/nope", "/predict/", "//", "/%70redict", "*"]
-_ACTIONS = ["raise", "keyerror", "exit", "nan", "object", "surrogate", "deep", "text", "bytes", ""]
+_ACTIONS = ["raise", "keyerror", "base", "exit", "nan", "object", "surrogate", "deep", "text", "bytes", ""]
 _query = st.one_of(
     st.just(b""),
     st.sampled_from(_ACTIONS).map(lambda action: f"?do={action}".encode()),
@@ -204,6 +208,8 @@ def raw_requests(draw: st.DrawFn) -> RawRequest:
     if _rarely(draw, 20):
         headers += [b"X-Many-%d: v" % i for i in range(draw(st.sampled_from([100, 3000])))]
     body = draw(_bodies) if method not in ("GET", "HEAD") or _rarely(draw, 5) else b""
+    if sum(len(line) + 2 for line in headers) > MAX_HEADER_BYTES:
+        flaws.add("headers-over-limit")  # answered 431
     framing = draw(st.sampled_from(_ODD_FRAMINGS if _rarely(draw, 4) else _FRAMINGS))
     framing_headers, payload, framing_flaw, complete = _framed(framing, body)
     flaws.add(framing_flaw)

@@ -13,20 +13,16 @@ every generated request (tests/fuzz/raw_http.py):
 
 No reply at all is accepted only for a request whose body stops short of its framing (the server rightly
 waits) or with a flaw below the application (`PARSER_FLAWS`): the hypothesis statistics
-(`--hypothesis-show-statistics`) list those cases as `no reply ...` events.
-
-KNOWN GAPS, both in how uvicorn's httptools protocol is used (server.py), each with its reproducers (xfail):
-- a request its parser refuses gets a plain-text 400 "Invalid HTTP request received.": the fuzz accepts
-  exactly that reply, and only for requests with a parser flaw (`_known_parser_gap`;
-  `test_parser_rejections_are_answered_with_json`);
-- a request with `Connection: Upgrade` and `Upgrade` loses its body: the payload check skips those
-  (`_known_upgrade_gap`; `test_an_upgrade_request_keeps_its_body`).
+(`--hypothesis-show-statistics`) list those cases as `no reply ...` events. What the parser refuses is
+answered by the runtime's protocol (server.py) in JSON too: 400, 414 for a target over 64 KiB, 431 for
+headers over the limit; and an `Upgrade` request (h2c) is served as HTTP/1.1, its body intact.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import socket
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -38,13 +34,12 @@ from hypothesis import HealthCheck, event, given, settings
 
 import cortexlite_runtime
 from tests.conftest import Runtime, launch_runtime, make_project
-from tests.fuzz.raw_http import PARSER_FLAWS, Exchange, RawRequest, Reply, exchange, raw_requests
+from tests.fuzz.raw_http import PARSER_FLAWS, Exchange, RawRequest, Reply, exchange, parse_replies, raw_requests
 
 pytestmark = pytest.mark.timeout(180)
 
 MAX_PAYLOAD = 65_536  # small, so that generated bodies can pass it
 SOURCES = (str(Path(cortexlite_runtime.__file__).resolve().parent), str(Path(uvicorn.__file__).resolve().parents[1]))
-PARSER_GAP = b"Invalid HTTP request received."
 _FUZZ = settings(
     max_examples=250,
     deadline=timedelta(seconds=20),
@@ -80,16 +75,6 @@ def _strict_json(body: bytes) -> Any:
     return json.loads(body, parse_constant=refuse)
 
 
-def _known_parser_gap(reply: Reply, request: RawRequest) -> bool:
-    """KNOWN GAP (test_parser_rejections_are_answered_with_json): uvicorn's plain-text 400 to a request its parser
-    refused. Remove this once the server answers those with JSON."""
-    content_type = reply.header(b"content-type") or b""
-    if reply.status == 400 and reply.body == PARSER_GAP and content_type.startswith(b"text/plain"):
-        assert request.flaws & PARSER_FLAWS, "the parser refused a request without a parser-level flaw"
-        return True
-    return False
-
-
 def _check_reply(reply: Reply, request: RawRequest) -> None:
     if reply.status < 200:
         assert reply.status == 100 and b"100-continue" in request.data, f"interim reply {reply.status}"
@@ -99,9 +84,8 @@ def _check_reply(reply: Reply, request: RawRequest) -> None:
     if "Traceback" not in request.data.decode("utf-8", "replace"):
         assert "Traceback" not in text, text
     assert 'File "' not in text and not any(source in text for source in SOURCES), text
-    if reply.status >= 400 and _known_parser_gap(reply, request):
-        event(f"plain-text 400 from the parser: {', '.join(sorted(request.flaws & PARSER_FLAWS))}")
-        return
+    if reply.status in (400, 414, 431):
+        event(f"{reply.status} from the protocol: {', '.join(sorted(request.flaws)) or 'no flaw'}")
     content_type = reply.header(b"content-type") or b""
     if reply.status >= 400:
         assert content_type == b"application/json", f"{reply.status} answered as {content_type!r}: {reply.body!r}"
@@ -110,6 +94,7 @@ def _check_reply(reply: Reply, request: RawRequest) -> None:
     answer = _strict_json(reply.body)
     if reply.status >= 400:
         assert isinstance(answer, dict) and isinstance(answer.get("error"), str), answer
+        assert len(answer["error"]) <= 1000, f"an error message of {len(answer['error'])} characters"
         # "internal error" is the runtime's own failure; only a predictor's SystemExit (?do=exit) may cause one
         if answer["error"].startswith("internal error") and b"do=exit" not in request.data:
             raise AssertionError(f"the runtime failed on this request: {answer['error']}")
@@ -139,19 +124,9 @@ def _fuzz(runtime: Runtime, request: RawRequest, prediction: dict[str, Any]) -> 
     return result
 
 
-def _known_upgrade_gap(request: RawRequest) -> bool:
-    """KNOWN GAP (test_an_upgrade_request_keeps_its_body): with `Connection: Upgrade` and an `Upgrade` header,
-    uvicorn's httptools protocol drops the body. Remove this once the server refuses or ignores the upgrade."""
-    head = request.data.split(b"\r\n\r\n", 1)[0].lower()
-    return b"\r\nupgrade:" in head and re.search(rb"\r\nconnection:[^\r]*upgrade", head) is not None
-
-
 def _check_echo(result: Exchange, request: RawRequest) -> None:
     """A flawless JSON prediction request reaches the predictor (payload_type) with its payload intact."""
     if request.json_body is None:
-        return
-    if _known_upgrade_gap(request):
-        event("KNOWN GAP: an upgrade request's body is dropped")
         return
     payload = json.loads(request.json_body) if request.json_body else None
     event("a valid prediction: its payload checked")
@@ -191,20 +166,46 @@ _PARSER_REJECTED = {
 }
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="KNOWN GAP: uvicorn's httptools protocol answers a request its parser refuses with a plain-text 400 "
-    "'Invalid HTTP request received.'; the runtime's server (server.py) should answer JSON",
-)
 @pytest.mark.parametrize("data", list(_PARSER_REJECTED.values()), ids=list(_PARSER_REJECTED))
 def test_parser_rejections_are_answered_with_json(json_runtime: Runtime, data: bytes) -> None:
     request = RawRequest(data, data.split(b" ", 1)[0].decode("latin-1"), frozenset({"parser"}), complete=True)
     result = exchange(json_runtime.port, request, patience=5.0)
     finals = [reply for reply in result.replies if reply.status >= 200]
     assert finals, f"no reply (connection {result.ended})"
+    expected = 414 if len(data) > 65_536 else 400  # the target over 64 KiB
     for reply in finals:
-        assert reply.status == 400 and reply.header(b"content-type") == b"application/json", (reply, reply.body)
-        assert isinstance(_strict_json(reply.body).get("error"), str)
+        assert reply.status == expected and reply.header(b"content-type") == b"application/json", (reply, reply.body)
+        assert reply.header(b"connection") == b"close"
+        error = _strict_json(reply.body).get("error")
+        assert isinstance(error, str) and len(error) < 200, error
+    assert result.ended in ("eof", "reset"), "the connection stays open after a refusal"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [b"X-Huge: " + b"v" * 70_000],  # one line over the limit
+        [b"X-Many-%d: %s" % (i, b"v" * 100) for i in range(700)],  # many lines, together over it
+        [b"X-Huge: " + b"v" * 16_000_000],  # one endless line: refused before it ends
+    ],
+    ids=["one-long-header", "many-headers", "sixteen-megabytes"],
+)
+def test_headers_over_the_limit_are_answered_431(json_runtime: Runtime, headers: list[bytes]) -> None:
+    data = b"POST /predict HTTP/1.1\r\nHost: x\r\n" + b"".join(h + b"\r\n" for h in headers)
+    data += b"Content-Length: 2\r\n\r\n{}"
+    result = exchange(json_runtime.port, RawRequest(data, "POST", frozenset(), complete=True), patience=10.0)
+    assert [reply.status for reply in result.replies] == [431], result
+    reply = result.replies[0]
+    assert reply.header(b"content-type") == b"application/json" and reply.header(b"connection") == b"close"
+    assert _strict_json(reply.body) == {"error": "the request's headers exceed the limit of 65536 bytes"}
+    _check_serving(json_runtime, {"type": "dict", "value": {"x": 1}})
+
+
+def test_headers_under_the_limit_are_served(json_runtime: Runtime) -> None:
+    lines = b"".join(b"X-Many-%d: %s\r\n" % (i, b"v" * 100) for i in range(500))  # about 55 KiB
+    data = b"POST /predict HTTP/1.1\r\nHost: x\r\n" + lines + b"Content-Length: 7\r\n\r\n" + b'{"a":1}'
+    result = exchange(json_runtime.port, RawRequest(data, "POST", frozenset(), complete=True), patience=5.0)
+    assert [reply.status for reply in result.replies] == [200], result
 
 
 _UPGRADE = (
@@ -214,16 +215,41 @@ _UPGRADE = (
 )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="KNOWN GAP: with `Connection: Upgrade` and an `Upgrade` header (what `curl --http2` sends to an http:// "
-    "URL), uvicorn's httptools protocol stops reading at the headers: the predictor gets no body and the connection "
-    "stays open; the runtime's server (server.py) should refuse the upgrade or ignore it and read the body",
-)
-def test_an_upgrade_request_keeps_its_body(json_runtime: Runtime) -> None:
-    result = exchange(json_runtime.port, RawRequest(_UPGRADE, "POST", frozenset(), complete=True), patience=5.0)
-    assert [reply.status for reply in result.replies] == [200], result
-    assert json.loads(result.replies[0].body) == {"type": "dict", "value": {"a": 1}}
+@pytest.mark.parametrize("split", [None, _UPGRADE.index(b"{"), 10], ids=["whole", "body-apart", "head-in-pieces"])
+def test_an_upgrade_request_is_served_as_http_1_1(json_runtime: Runtime, split: int | None) -> None:
+    """`curl --http2` to an http:// URL: the upgrade is ignored (RFC 9110 7.8) and the request served, body and all,
+    on a connection that stays usable (a second request follows on it)."""
+    second = b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{"b":2}'
+    with socket.create_connection(("127.0.0.1", json_runtime.port), timeout=5) as sock:
+        if split is None:
+            sock.sendall(_UPGRADE)
+        else:
+            sock.sendall(_UPGRADE[:split])
+            time.sleep(0.2)
+            sock.sendall(_UPGRADE[split:])
+        time.sleep(0.2)
+        sock.sendall(second)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    replies, rest = parse_replies(data, head=False)
+    assert [reply.status for reply in replies] == [200, 200] and rest == b"", data
+    assert json.loads(replies[0].body) == {"type": "dict", "value": {"a": 1}}
+    assert json.loads(replies[1].body) == {"type": "dict", "value": {"b": 2}}
+
+
+def test_a_predictors_base_exception_is_a_predict_failure(raising_runtime: Runtime) -> None:
+    for _ in range(4):  # every thread of both processes, and the process still serves
+        answer = raising_runtime.client.post("/predict?do=base", json={"x": 1})
+        assert answer.status_code == 500, answer.text
+        assert answer.json()["error"].startswith("predict failed: Interrupted: a BaseException"), answer.text
+    _check_serving(raising_runtime, {"ok": True, "type": "dict"})
+
+
+def test_a_404_does_not_echo_a_long_path(json_runtime: Runtime) -> None:
+    answer = json_runtime.client.get("/" + "a" * 60_000)
+    assert answer.status_code == 404
+    assert len(answer.json()["error"]) < 300, answer.json()
 
 
 def test_no_exception_reached_uvicorn(json_runtime: Runtime, raising_runtime: Runtime) -> None:

@@ -3,6 +3,10 @@
 import math
 
 
+class Interrupted(BaseException):
+    """Not an Exception: what a predictor's own control flow (or a library's) may raise."""
+
+
 class PythonPredictor:
     def __init__(self, config):
         self.config = config
@@ -13,6 +17,8 @@ class PythonPredictor:
             raise ValueError(f"refused {str(payload)[:100]}")
         if action == "keyerror":
             return {"value": payload["missing"]}
+        if action == "base":
+            raise Interrupted("a BaseException of the predictor's own")
         if action == "exit":
             raise SystemExit(3)
         if action == "nan":

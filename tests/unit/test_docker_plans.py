@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from cortexlite.backends.container import ReplicaPlan, _start_failure, replica_c
 from cortexlite.dependency_image import dependency_image
 from cortexlite.environments import BackendKind, ConfigFile, Network, resolve_environment
 from cortexlite.errors import ConfigError, DockerError
+from cortexlite.gateway.config import GatewayLimits
 from cortexlite.gateway.container import GatewayPlan, gateway_container_config, gateway_image_tag, gateway_static
 from cortexlite.image import ImageOptions
 from cortexlite.release import make_release
@@ -245,3 +248,24 @@ def test_a_remote_environments_operator_keeps_its_home_in_the_state_volume(tmp_p
     assert rootless["HostConfig"]["Binds"] == ["/run/user/1000/docker.sock:/var/run/docker.sock"]
     assert host["Mounts"] == [{"Type": "volume", "Source": "cortexlite-gpu1-state", "Target": "/state"}]
     assert "CORTEXLITE_HOME=/state/home" in container["Env"] and "User" not in container
+
+
+@pytest.mark.parametrize("network", [Network.HOST, Network.BRIDGE])
+def test_the_gateway_needs_no_docker_socket(network: Network) -> None:
+    """The file provider: cortexlite writes the routes into the gateway's volume; Traefik never reads Docker."""
+    config = gateway_container_config(_gateway(network))
+    mounts = config["HostConfig"]["Mounts"]
+    assert [(m["Type"], m["Target"]) for m in mounts] == [("volume", "/config")]
+    assert "docker.sock" not in json.dumps(config) and "Binds" not in config["HostConfig"]
+    static = gateway_static(_gateway(network))
+    assert set(static["providers"]) == {"providersThrottleDuration", "file"}
+
+
+def test_the_gateway_container_has_the_limits_and_is_replaced_when_they_change() -> None:
+    plan = _gateway(Network.BRIDGE)
+    web = gateway_static(plan)["entryPoints"]["web"]
+    assert web["transport"]["respondingTimeouts"]["readTimeout"] == "60s"
+    assert web["http"]["maxHeaderBytes"] == 65536
+    shorter = dataclasses.replace(plan, limits=GatewayLimits(read_timeout=2))
+    assert gateway_static(shorter)["entryPoints"]["web"]["transport"]["respondingTimeouts"]["readTimeout"] == "2s"
+    assert shorter.fingerprint != plan.fingerprint

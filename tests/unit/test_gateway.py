@@ -5,16 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cortexlite.gateway.config import (
     HEALTH_CHECK_INTERVAL_S,
     PROVIDER_THROTTLE,
     GatewayLayout,
+    GatewayLimits,
     api_routes,
+    prediction_timeout_of,
     router_name,
     servers_of,
     static_config,
 )
+from cortexlite.gateway.membership import FileRoutes, Membership
 from cortexlite.gateway.metrics import ApiTraffic, parse_traffic
 
 _REPLICAS = ["http://127.0.0.1:40001", "http://127.0.0.1:40003", "http://127.0.0.1:40002"]
@@ -27,7 +31,7 @@ def test_router_name() -> None:
 def test_routes_for_a_path_endpoint() -> None:
     config = api_routes("iris", "/iris", _REPLICAS)
     http = config["http"]
-    assert set(http) == {"routers", "middlewares", "services"}
+    assert set(http) == {"routers", "middlewares", "services", "serversTransports"}
     assert http["routers"] == {
         "cortexlite-iris": {
             "entryPoints": ["web"],
@@ -48,9 +52,12 @@ def test_routes_for_a_path_endpoint() -> None:
             "loadBalancer": {
                 "servers": [{"url": url} for url in _REPLICAS],
                 "healthCheck": {"path": "/readyz", "interval": f"{HEALTH_CHECK_INTERVAL_S}s", "timeout": "1s"},
+                "serversTransport": "cortexlite-iris",
             }
         }
     }
+    # the API's networking.timeout (60s by default) plus a margin: the replica's own JSON 504 comes first
+    assert http["serversTransports"] == {"cortexlite-iris": {"forwardingTimeouts": {"responseHeaderTimeout": "65s"}}}
 
 
 def test_routes_for_the_root_endpoint() -> None:
@@ -102,7 +109,14 @@ def test_servers_of_partial_config(config: dict[str, object]) -> None:
 def test_static_config(tmp_path: Path) -> None:
     layout = GatewayLayout(tmp_path / "gw")
     config = static_config(layout, port=8888, admin_port=8889)
-    assert config["entryPoints"] == {"web": {"address": "127.0.0.1:8888"}, "traefik": {"address": "127.0.0.1:8889"}}
+    assert config["entryPoints"] == {
+        "web": {
+            "address": "127.0.0.1:8888",
+            "transport": {"respondingTimeouts": {"readTimeout": "60s", "writeTimeout": "0s", "idleTimeout": "180s"}},
+            "http": {"maxHeaderBytes": 65536},
+        },
+        "traefik": {"address": "127.0.0.1:8889"},
+    }
     assert config["providers"] == {
         "providersThrottleDuration": PROVIDER_THROTTLE,
         "file": {"directory": str(tmp_path / "gw" / "dynamic"), "watch": True},
@@ -117,7 +131,38 @@ def test_static_config(tmp_path: Path) -> None:
 
 def test_static_config_admin_stays_local(tmp_path: Path) -> None:
     config = static_config(GatewayLayout(tmp_path), port=9000, admin_port=9001, host="0.0.0.0")
-    assert config["entryPoints"] == {"web": {"address": "0.0.0.0:9000"}, "traefik": {"address": "127.0.0.1:9001"}}
+    assert config["entryPoints"]["web"]["address"] == "0.0.0.0:9000"
+    assert config["entryPoints"]["traefik"] == {"address": "127.0.0.1:9001"}
+
+
+def test_static_config_limits(tmp_path: Path) -> None:
+    limits = GatewayLimits(read_timeout=2.5, idle_timeout=30, max_header_bytes=8192)
+    web = static_config(GatewayLayout(tmp_path), port=9000, admin_port=9001, limits=limits)["entryPoints"]["web"]
+    assert web["transport"]["respondingTimeouts"] == {"readTimeout": "2.5s", "writeTimeout": "0s", "idleTimeout": "30s"}
+    assert web["http"] == {"maxHeaderBytes": 8192}
+
+
+@pytest.mark.parametrize(("timeout", "expected"), [(1.0, "6s"), (60.0, "65s"), (0.5, "5.5s"), (86_400.0, "86405s")])
+def test_the_gateway_outwaits_the_prediction_timeout(timeout: float, expected: str) -> None:
+    config = api_routes("iris", "/iris", _REPLICAS, prediction_timeout=timeout)
+    transport = config["http"]["serversTransports"]["cortexlite-iris"]
+    assert transport == {"forwardingTimeouts": {"responseHeaderTimeout": expected}}
+    assert config["http"]["services"]["cortexlite-iris"]["loadBalancer"]["serversTransport"] == "cortexlite-iris"
+    assert prediction_timeout_of(config, "iris") == timeout
+    assert prediction_timeout_of({}, "iris") is None
+
+
+def test_membership_keeps_the_prediction_timeout_it_was_given(tmp_path: Path) -> None:
+    membership = Membership(FileRoutes(GatewayLayout(tmp_path)), client=None)
+    membership.set("iris", "/iris", _REPLICAS[:1], prediction_timeout=2.0)
+    membership.set("iris", "/iris", _REPLICAS)  # a later change of servers alone (a retirement, a clean-up)
+    written = yaml.safe_load(GatewayLayout(tmp_path).api_file("iris").read_text())
+    assert prediction_timeout_of(written, "iris") == 2.0 and servers_of(written, "iris") == sorted(_REPLICAS)
+    fresh = Membership(FileRoutes(GatewayLayout(tmp_path)), client=None)
+    fresh.set("iris", "/iris", _REPLICAS[:1])
+    assert prediction_timeout_of(yaml.safe_load(GatewayLayout(tmp_path).api_file("iris").read_text()), "iris") == 2.0
+    membership.set("new", "/new", [])
+    assert prediction_timeout_of(yaml.safe_load(GatewayLayout(tmp_path).api_file("new").read_text()), "new") == 60.0
 
 
 def test_layout(tmp_path: Path) -> None:
