@@ -12,13 +12,14 @@ later commands agree. `env add`/`env use` change it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -105,6 +106,12 @@ class Environment(BaseModel):
     # Where Nomad clients pull images from (host[:port][/path]); None: the images must already be on them.
     registry: str | None = None
     cpu_mhz_per_core: int | None = Field(default=None, ge=100, le=100_000, description="None: 2000")
+    # The default of the APIs' networking.auth: api_key makes every API of the environment need a key.
+    auth: Literal["none", "api_key"] | None = None
+    # What the gateway's web port binds (e.g. 0.0.0.0); None: 127.0.0.1 unless users reach it from elsewhere.
+    gateway_listen: str | None = None
+    # Keys `cortexlite keys create --save` kept for `cortexlite predict`: API name (or *) -> key.
+    api_keys: dict[str, str] | None = Field(default=None, repr=False)
 
     @field_validator("docker_host")
     @classmethod
@@ -133,6 +140,16 @@ class Environment(BaseModel):
         if value is not None and not _REGISTRY.match(value):
             raise ValueError(f"expected a registry as host[:port][/path], e.g. registry.local:5000 (got {value!r})")
         return value.rstrip("/") if value else value
+
+    @field_validator("gateway_listen")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"expected an IP address such as 127.0.0.1 or 0.0.0.0 (got {value!r})") from None
 
     @field_validator("storage")
     @classmethod
@@ -194,7 +211,19 @@ class Environment(BaseModel):
     @property
     def gateway_bind(self) -> str:
         """What the gateway's web port binds: loopback unless users reach it from elsewhere."""
+        if self.gateway_listen is not None:
+            return self.gateway_listen
         return "127.0.0.1" if self.gateway_address in ("127.0.0.1", "localhost", "::1") else "0.0.0.0"
+
+    @property
+    def exposed_without_auth(self) -> bool:
+        """The gateway listens beyond this machine and APIs need no key by default: worth a warning."""
+        return not ipaddress.ip_address(self.gateway_bind).is_loopback and self.auth != "api_key"
+
+    def api_key(self, api: str) -> str | None:
+        """The key `predict` sends to `api`: one saved for it, else one saved for every API."""
+        keys = self.api_keys or {}
+        return keys.get(api) or keys.get("*")
 
     def storage_settings(self, environ: Mapping[str, str] | None = None) -> StorageSettings:
         """How this environment reaches its store: its `s3_*` fields, else CORTEXLITE_S3_*, else AWS_*."""
@@ -213,6 +242,8 @@ class Environment(BaseModel):
         for secret in ("s3_secret_key", "nomad_token"):
             if secret in data:
                 data[secret] = f"<secret:{secret}>"
+        if "api_keys" in data:
+            data["api_keys"] = {api: "<secret:api_key>" for api in data["api_keys"]}
         return data
 
     def describe(self) -> str:
@@ -235,6 +266,8 @@ class EnvironmentRequest:
     network: Network | None = None
     gateway_host: str | None = None
     host_socket: str | None = None
+    auth: str | None = None
+    gateway_listen: str | None = None
     s3: dict[str, Any] = field(default_factory=dict)  # s3_* fields, without the prefix
     nomad: dict[str, Any] = field(default_factory=dict)  # nomad_* fields without the prefix, registry, cpu_mhz_per_core
 
@@ -268,6 +301,8 @@ def build_environment(request: EnvironmentRequest) -> Environment:
         "network": request.network or (Network.BRIDGE if backend is BackendKind.DOCKER else None),
         "gateway_host": request.gateway_host,
         "host_socket": request.host_socket,
+        "auth": request.auth,
+        "gateway_listen": request.gateway_listen,
         **{f"s3_{key}": value for key, value in request.s3.items() if value is not None},
         **{_nomad_field(key): value for key, value in request.nomad.items() if value is not None},
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,14 +30,26 @@ class Prediction:
 
 
 def predict(
-    ws: Workspace | Cluster, name: str, payload: bytes, timeout: float = 60.0, content_type: str | None = None
+    ws: Workspace | Cluster,
+    name: str,
+    payload: bytes,
+    *,
+    timeout: float = 60.0,
+    content_type: str | None = None,
+    api_key: str | None = None,
 ) -> Prediction:
-    """POST `payload` to the API's endpoint on the gateway, typed as `content_type` or by `payload_type`."""
+    """POST `payload` to the API's endpoint on the gateway, typed as `content_type` or by `payload_type`.
+
+    The key sent is `api_key`, else CORTEXLITE_API_KEY, else one `keys create --save` kept for the API.
+    """
     url = f"{ws.gateway_url}{_endpoint(ws, name)}"
-    content_type = content_type or payload_type(payload)
+    headers = {"content-type": content_type or payload_type(payload)}
+    key = api_key or os.environ.get("CORTEXLITE_API_KEY") or ws.environment.api_key(name)
+    if key:
+        headers["authorization"] = f"Bearer {key}"
     try:
         with httpx.Client(timeout=timeout, trust_env=False) as client:
-            answer = client.post(url, content=payload, headers={"content-type": content_type})
+            answer = client.post(url, content=payload, headers=headers)
     except httpx.TimeoutException as exc:
         raise CortexliteError(f"{name}: no answer from {url} within {timeout:g}s") from exc
     except httpx.HTTPError as exc:

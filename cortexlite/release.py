@@ -52,13 +52,18 @@ def spec_data(api: ApiSpec) -> dict[str, Any]:
 
 def replica_fingerprint(api: ApiSpec) -> dict[str, Any]:
     full = api.model_dump(mode="json")
-    return {
+    fingerprint = {
         "name": full["name"],
         "predictor": full["predictor"],
         "compute": full["compute"],
         "max_replica_concurrency": full["autoscaling"]["max_replica_concurrency"],
         "cap_set": "max_replica_concurrency" in api.autoscaling.model_fields_set,
     }
+    # Replicas enforce auth and the timeout; only when set, so versions made before these existed stay.
+    served = {key: full["networking"][key] for key in ("auth", "timeout") if key in api.networking.model_fields_set}
+    if served:
+        fingerprint["networking"] = served
+    return fingerprint
 
 
 def make_release(api: ApiSpec, project_hash: str, runtime: str, *, dev: bool = False) -> Release:

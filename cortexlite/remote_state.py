@@ -161,6 +161,12 @@ class RemoteEnvState(EnvState):
     def share(self, relative: str, data: bytes) -> None:
         self.put(f"{STATE_HOME}/{relative}", data)
 
+    def read_shared(self, relative: str) -> bytes | None:
+        """The host's copy: the one every machine with this environment's definition reads and writes."""
+        if not self.exists():
+            return None
+        return self.engine.read_file(self.container, f"{STATE_HOME}/{relative}")
+
     def discard(self) -> None:
         """No API left: the state container and its volume go (`down`)."""
         if self.exists() and not self.names():

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cortexlite.failures import FailureKind
-from cortexlite.files import Lock, read_json, write_json
+from cortexlite.files import Lock, atomic_write, read_json, write_json
 from cortexlite.processes import ProcessRef
 from cortexlite.release import Release, spec_data
 from cortexlite_runtime.spec import ApiSpec
@@ -172,6 +172,18 @@ class EnvState:
 
     def share(self, relative: str, data: bytes) -> None:
         """Hand a file to whoever else reads this state (the operator on a remote host); here, nothing to do."""
+
+    def read_shared(self, relative: str) -> bytes | None:
+        """A file under `CORTEXLITE_HOME` (relative to it) as every machine of this environment sees it."""
+        try:
+            return (self.root.parent.parent / relative).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_shared(self, relative: str, data: bytes, mode: int = 0o644) -> None:
+        """Write a file under `CORTEXLITE_HOME` here, and where the environment's replicas read it."""
+        atomic_write(self.root.parent.parent / relative, data, mode=mode)
+        self.share(relative, data)
 
     def discard(self) -> None:
         """Forget where the state lives once no API is left (`down`); here, nothing to do."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from cortexlite.backends.base import Backend
 from cortexlite.environments import BackendKind, ConfigFile, Environment, resolve_environment
 from cortexlite.errors import DockerError, EnvConfigError, NotFoundError
-from cortexlite.gateway import FileRoutes, GatewayLayout, Membership, RouteStore
+from cortexlite.gateway import FileRoutes, GatewayLayout, GatewayLimits, Membership, RouteStore
 from cortexlite.gateway.base import Gateway, OperatorRunner
 from cortexlite.gateway.client import TraefikClient
 from cortexlite.gateway.process import GatewayProcess
@@ -44,9 +44,17 @@ def _process_stack(settings: Settings, environment: Environment, state: EnvState
     from cortexlite.bundles import replica_storage
 
     layout = GatewayLayout(state.root / "gateway")
-    gateway = GatewayProcess(layout, environment.gateway_port, environment.admin_port, settings.traefik)
+    limits = GatewayLimits(read_timeout=settings.gateway_read_timeout)
+    gateway = GatewayProcess(
+        layout,
+        environment.gateway_port,
+        environment.admin_port,
+        settings.traefik,
+        limits,
+        bind=environment.gateway_bind,
+    )
     operator = OperatorProcess(state.root / "operator", environment.name, settings.home, settings.cache_dir)
-    backend = ProcessBackend(settings, state, reserved, replica_storage(environment))
+    backend = ProcessBackend(settings, state, reserved, replica_storage(environment), auth=environment.auth)
     return Stack(backend, gateway, FileRoutes(layout), operator)
 
 
@@ -76,8 +84,9 @@ def _docker_stack(settings: Settings, environment: Environment, state: EnvState,
         settings, state, reserved, environment=environment, engine=engine, options=options, labels=labels
     )
     gateway = GatewayContainer(
-        engine, environment, options=options, cache_dir=settings.cache_dir, labels=labels, traefik=settings.traefik
-    )
+        engine, environment, options=options, cache_dir=settings.cache_dir, labels=labels, traefik=settings.traefik,
+        limits=GatewayLimits(read_timeout=settings.gateway_read_timeout),
+    )  # fmt: skip
 
     def host_gpus() -> bool:
         # Real GPUs only: the operator's container asks the NVIDIA runtime for NVML when its host has some.

@@ -52,6 +52,7 @@ from cortexlite.environments import Environment, Network
 from cortexlite.errors import BackendError, DockerError
 from cortexlite.files import Lock
 from cortexlite.image import ImageOptions, build_runtime_image, planned_runtime_tag
+from cortexlite.keys import KeyStore, effective_auth, ring_relative, rings_dir
 from cortexlite.logtail import LogLine, render
 from cortexlite.ports import bindable, recorded_ports
 from cortexlite.project import Project
@@ -74,6 +75,10 @@ SPEC_PATH = "/mnt/spec/api.json"
 CACHE_DIR = "/var/cache/cortexlite"
 SERVING_PORT = 8888  # inside a bridge-networked container
 CA_PATH = "/etc/cortexlite/s3-ca.pem"
+KEYS_DIR = "/run/cortexlite/keys"  # the environment's API key rings (hashes), read-only
+STATE_DIR = "/run/cortexlite/state"  # a remote host's state volume, read-only: its rings are there
+# Replicas run unprivileged unless they may install packages at run time (`cortexlite dev`).
+REPLICA_USER = "10001:10001"
 # The runtime's default shutdown delay (2 s) + grace period (30 s) + 5 s.
 STOP_TIMEOUT_S = 37
 _UNBUILT = "cortexlite/runtime:(to be built)"
@@ -102,6 +107,10 @@ class ReplicaPlan:
     # into the container, since nothing on this machine can be bind-mounted there.
     project_uri: str | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # networking.auth resolved (none | api_key); with api_key, where the rings are: a directory of this
+    # machine (bind-mounted) or, for a remote engine, None (the host's state volume is mounted).
+    auth: str = "none"
+    keys_dir: Path | None = None
 
     @property
     def name(self) -> str:
@@ -136,9 +145,24 @@ def replica_container_config(plan: ReplicaPlan) -> dict[str, Any]:
         env["CORTEX_PROJECT_URI"] = plan.project_uri
     if release.dev:
         env["CORTEXLITE_RELOAD"] = "1"  # the snapshot is the live project directory (`cortexlite dev`)
+    else:
+        env["HOME"] = "/tmp"  # the unprivileged user has no home directory
+    binds = [] if plan.project_uri else [f"{plan.snapshot}:{PROJECT_DIR}:ro", f"{plan.spec_file}:{SPEC_PATH}:ro"]
+    mounts: list[dict[str, Any]] = [{"Type": "volume", "Source": f"cortexlite-{plan.env}-cache", "Target": CACHE_DIR}]
+    env["CORTEXLITE_AUTH"] = plan.auth
+    if plan.auth == "api_key":
+        if plan.keys_dir is not None:
+            binds.append(f"{plan.keys_dir}:{KEYS_DIR}:ro")
+            env["CORTEXLITE_API_KEYS"] = f"{KEYS_DIR}/{release.name}.json"
+        else:
+            volume = {"Type": "volume", "Source": f"cortexlite-{plan.env}-state", "Target": STATE_DIR, "ReadOnly": True}
+            mounts.append(volume)
+            env["CORTEXLITE_API_KEYS"] = f"{STATE_DIR}/home/{ring_relative(plan.env, release.name)}"
     host: dict[str, Any] = {
-        "Binds": [] if plan.project_uri else [f"{plan.snapshot}:{PROJECT_DIR}:ro", f"{plan.spec_file}:{SPEC_PATH}:ro"],
-        "Mounts": [{"Type": "volume", "Source": f"cortexlite-{plan.env}-cache", "Target": CACHE_DIR}],
+        "Binds": binds,
+        "Mounts": mounts,
+        # setuid binaries cannot raise a replica's privileges; a project needing more runs its own image.
+        "SecurityOpt": ["no-new-privileges"],
         "RestartPolicy": {"Name": "unless-stopped"},
         "NetworkMode": "host" if host_mode else f"cortexlite-{plan.env}",
         "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
@@ -156,6 +180,7 @@ def replica_container_config(plan: ReplicaPlan) -> dict[str, Any]:
         "Labels": labels,
         "WorkingDir": PROJECT_DIR,
         "StopSignal": "SIGTERM",
+        "User": "0:0" if release.dev else REPLICA_USER,
         "StopTimeout": STOP_TIMEOUT_S,
         "HostConfig": host,
     }
@@ -285,7 +310,7 @@ class DockerBackend(Backend):
                 env=self.environment.name, replica_id=secrets.token_hex(3), release=release, image=release.runtime,
                 snapshot=snapshot, spec_file=spec_file, network=self.network, port=port,
                 gpus=tuple(gpu.uuid for gpu in self._gpus(release)), labels=self.labels, created_at=time.time(),
-                project_uri=project_uri, extra_env=self._storage.env,
+                project_uri=project_uri, extra_env=self._storage.env, **self._auth(release),
             )  # fmt: skip
             self.engine.create_container(plan.name, replica_container_config(plan))
         try:
@@ -386,6 +411,16 @@ class DockerBackend(Backend):
         return {"name": plan.name, "engine": self.engine.address, "container": config}
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _auth(self, release: Release) -> dict[str, Any]:
+        """The plan's auth fields; with api_key, the API's ring is written first (so its replicas find it)."""
+        mode = effective_auth(release.api, self.environment.auth)
+        if mode == "none":
+            return {"auth": mode}
+        KeyStore(self.state).publish(release.name)
+        # Through storage, replicas run beside the operator on the engine's host, whose state volume holds the rings.
+        keys_dir = None if self.environment.ships_bundles else rings_dir(self.settings.home, self.environment.name)
+        return {"auth": mode, "keys_dir": keys_dir}
 
     def _copy_in(self, plan: ReplicaPlan) -> None:
         """What a bind mount cannot bring: the resolved spec (remote engines) and the store's CA bundle."""

@@ -27,6 +27,7 @@ from cortexlite.bundles import ReplicaStorage
 from cortexlite.errors import BackendError
 from cortexlite.files import Lock, read_json, write_json
 from cortexlite.gpus import Gpu, allocate, cuda_environment, describe_plan, holders, inventory, shortfall
+from cortexlite.keys import KeyStore, effective_auth, rings_dir
 from cortexlite.ports import RESERVATION_S, bindable, recorded_ports
 from cortexlite.processes import ProcessRef, Spawned, spawn, terminate
 from cortexlite.project import Project
@@ -71,9 +72,10 @@ class ProcessBackend(Backend):
 
     def __init__(
         self, settings: Settings, state: EnvState, reserved_ports: Sequence[int] = (),
-        storage: ReplicaStorage | None = None,
+        storage: ReplicaStorage | None = None, auth: str | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
+        self.auth = auth  # the environment's default networking.auth
         self.storage_env = dict(storage.env) if storage else {}
         self.storage_shown = dict(storage.shown) if storage else {}
         self.state = state
@@ -84,6 +86,15 @@ class ProcessBackend(Backend):
 
     def close(self) -> None:
         self._http.close()
+
+    def _auth_environment(self, release: Release) -> dict[str, str]:
+        """networking.auth for the replica; with api_key, the API's ring is written first."""
+        mode = effective_auth(release.api, self.auth)
+        if mode == "none":
+            return {"CORTEXLITE_AUTH": mode}
+        KeyStore(self.state).publish(release.name)
+        ring = rings_dir(self.settings.home, self.state.env) / f"{release.name}.json"
+        return {"CORTEXLITE_AUTH": mode, "CORTEXLITE_API_KEYS": str(ring)}
 
     # --- runtime --------------------------------------------------------------------------------
 
@@ -116,6 +127,7 @@ class ProcessBackend(Backend):
                 os.environ, replica_id=replica_id, port=port, snapshot=snapshot, spec_file=spec_file,
                 cache_dir=self.settings.cache_dir, extra=self.storage_env,
             ) | cuda_environment(self._inventory(), pinned) | _reload_environment(release)  # fmt: skip
+            env |= self._auth_environment(release)
             try:
                 spawned = spawn([str(python), "-m", "cortexlite_runtime"], env=env, cwd=snapshot, log_path=log_path)
             except OSError as exc:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cortexlite.cli.common import Output, echo_json, stdout
+from cortexlite.cli.common import Output, echo_json, stderr, stdout
 from cortexlite.environments import (
     LOCAL,
     BackendKind,
@@ -49,6 +49,14 @@ def add(
         typer.Option(
             help="A remote engine's socket on its host, for the operator there (default /var/run/docker.sock)."
         ),
+    ] = None,
+    auth: Annotated[
+        str | None,
+        typer.Option(help="The APIs' default networking.auth: none (default) or api_key (requests need a key)."),
+    ] = None,
+    gateway_bind: Annotated[
+        str | None,
+        typer.Option(help="The address the gateway listens on (default 127.0.0.1; 0.0.0.0 for every interface)."),
     ] = None,
     s3_endpoint: Annotated[
         str | None, typer.Option(help="The S3 endpoint, e.g. http://minio:9000 (else CORTEXLITE_S3_ENDPOINT).")
@@ -101,7 +109,7 @@ def add(
     request = EnvironmentRequest(
         name=name, backend=backend, docker_host=docker_host, nomad_addr=nomad_addr, storage=storage,
         gateway_port=gateway_port, gateway_admin_port=gateway_admin_port, network=network, s3=s3,
-        gateway_host=gateway_host, nomad=nomad, host_socket=host_socket,
+        gateway_host=gateway_host, nomad=nomad, host_socket=host_socket, auth=auth, gateway_listen=gateway_bind,
     )  # fmt: skip
     environment = build_environment(request)
     config = ConfigFile(Settings.from_env().home)
@@ -116,6 +124,13 @@ def add(
     if use:
         config.use(name)
     stdout.print(f"added environment {name}: {environment.describe()}", markup=False)
+    if environment.exposed_without_auth:
+        stderr.print(
+            f"warning: the gateway of {name} listens on {environment.gateway_bind}, beyond this machine, and its "
+            "APIs need no key: anyone who reaches it can call them. Add --auth api_key (then `cortexlite keys "
+            "create`), or set networking.auth: api_key per API.",
+            markup=False,
+        )
 
 
 @app.command("list")

@@ -13,7 +13,7 @@ import typer
 from loguru import logger
 
 from cortexlite import __version__
-from cortexlite.cli import deploy, env, image
+from cortexlite.cli import deploy, env, image, keys
 from cortexlite.cli.dev import dev_command
 from cortexlite.cli.get import get_command
 from cortexlite.cli.gpus import gpus_command
@@ -35,6 +35,7 @@ app = typer.Typer(
 )
 app.add_typer(image.app, name="image")
 app.add_typer(env.app, name="env")
+app.add_typer(keys.app, name="keys")
 deploy.register(app)
 app.command("dev")(dev_command)
 app.command("init")(init_command)

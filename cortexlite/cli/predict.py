@@ -23,6 +23,15 @@ def predict_command(
         str | None,
         typer.Option("--content-type", "-t", help="The request's content type (default: from the payload)."),
     ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="CORTEXLITE_API_KEY",
+            show_envvar=True,
+            help="The key to send (default: one saved with `keys create --save`).",
+        ),
+    ] = None,
 ) -> None:
     """Send a request to an API and print the answer.
 
@@ -39,7 +48,7 @@ def predict_command(
         except OSError as exc:
             raise CortexliteError(f"cannot read {payload}: {exc.strerror or exc}") from exc
     with open_workspace(ctx) as ws:
-        answer = predict(ws, name, body, content_type=content_type)
+        answer = predict(ws, name, body, content_type=content_type, api_key=api_key)
     text = answer.body.decode("utf-8", "replace")
     if not answer.ok:
         raise CortexliteError(f"{name} answered {answer.status}: {text.strip()}")

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cortexlite.deployment import DeployOptions, DeployResult
-from cortexlite.errors import BusyError, ComputeUnavailable, NomadInvalid, RolloutError
+from cortexlite.errors import BusyError, ComputeUnavailable, EnvConfigError, NomadInvalid, RolloutError
+from cortexlite.keys import effective_auth
 from cortexlite.nomad.cluster import Cluster, split_storage
 from cortexlite.nomad.job import GROUP, SPEC_PATH, NomadRelease, job_id, render_job, variable_path
 from cortexlite.nomad.watch import describe_failures, watch_deployment
@@ -53,6 +54,12 @@ def deploy(
     project = load_project(path)
     for notice in project.notices:
         report(f"notice: {notice}")
+    guarded = [api.name for api in project.apis if effective_auth(api, cluster.environment.auth) == "api_key"]
+    if guarded:
+        raise EnvConfigError(
+            f"{', '.join(guarded)}: networking.auth: api_key is not available on Nomad environments yet "
+            f"({cluster.environment.name}); deploy it to a process or docker environment, or set networking.auth: none"
+        )
     if not (options.dry_run or options.plan):
         what, started = cluster.gateway.ensure(detail or _quiet)
         if started:

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from cortexlite.errors import NomadError
+from cortexlite.gateway.config import GatewayLimits
 from cortexlite.nomad.job import TRAEFIK_REFRESH_S, JobSettings, ns
 
 __all__ = [
@@ -49,6 +50,7 @@ def render_gateway_job(settings: JobSettings, image: str, port: int, admin_port:
     """Traefik on every client, routing cortexlite's Nomad services (pure)."""
     args = [
         f"--entrypoints.web.address=:{port}",
+        *_limit_args(GatewayLimits()),
         f"--entrypoints.traefik.address=:{admin_port}",
         "--ping=true",
         "--ping.entrypoint=traefik",
@@ -105,6 +107,18 @@ def render_gateway_job(settings: JobSettings, image: str, port: int, admin_port:
         "Tasks": [task],
     }
     return _job(GATEWAY_JOB, "system", "gateway", settings, group)
+
+
+def _limit_args(limits: GatewayLimits) -> list[str]:
+    """The web entry point's limits as flags, the same as the file-provider gateways' (gateway/config.py).
+
+    No per-API servers transport here (the Nomad provider's tags cannot define one): Traefik's default waits
+    for a replica's answer without a limit, so the replica's own 504 still comes first.
+    """
+    web = limits.entry_point()
+    timeouts = web["transport"]["respondingTimeouts"]
+    args = [f"--entrypoints.web.transport.respondingTimeouts.{name}={value}" for name, value in timeouts.items()]
+    return [*args, f"--entrypoints.web.http.maxHeaderBytes={web['http']['maxHeaderBytes']}"]
 
 
 def render_operator_job(settings: JobSettings, image: str, decision_interval: float) -> dict[str, Any]:

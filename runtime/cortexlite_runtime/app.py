@@ -3,7 +3,12 @@
 `POST /` and `POST /predict` predict; `GET /` summarises; `GET /healthz` says the process is
 alive; `GET /readyz` is 200 only when every predictor process finished `__init__` (its body
 says why not, otherwise); `GET /metrics` is Prometheus text. Over the replica's cap (active +
-queued) a predict request is answered 503 at once.
+queued) a predict request is answered 503 at once; a prediction running longer than
+`networking.timeout` is answered 504.
+
+With `networking.auth: api_key` every route but `/healthz` and `/readyz` needs a key (see
+auth.py); `/metrics` too when it came through the gateway (X-Forwarded-For), so the operator's
+direct scrapes need none.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from . import __version__
+from .auth import Denial, KeyRing
 from .payload import Invocation, Outcome, error_outcome, json_bytes
 from .replica import Phase, Replica
 
@@ -39,6 +45,7 @@ class App:
         self.replica = replica
         self.max_payload = replica.config.max_payload_bytes
         self._boot: asyncio.Task[None] | None = None
+        self._keys: KeyRing | None = None
         self._id_prefix = os.urandom(4).hex() + "-"  # unique per replica process; a counter after it
         self._ids = itertools.count(1)
         self._gets: dict[str, Callable[[], tuple[int, list[tuple[bytes, bytes]], bytes]]] = {
@@ -51,6 +58,10 @@ class App:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
+            denial = self._denial(path, scope["headers"])
+            if denial is not None:
+                await _respond(send, *_denied(denial))
+                return
             if method == "POST" and path in {"/", "/predict"}:
                 await self._predict(scope, receive, send)
                 return
@@ -60,7 +71,8 @@ class App:
             elif route is not None or path == "/predict":
                 await _respond(send, *error_outcome(405, f"method {method} not allowed on {path}"))
             else:
-                await _respond(send, *error_outcome(404, f"no route {path}; predict with POST / or POST /predict"))
+                shown = path if len(path) <= 200 else f"{path[:200]}..."
+                await _respond(send, *error_outcome(404, f"no route {shown}; predict with POST / or POST /predict"))
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
@@ -80,13 +92,39 @@ class App:
             await _respond(send, *outcome, closing=self._closing())
             replica.metrics.record(503, time.perf_counter() - started)
             return
+        timeout = replica.config.timeout or (replica.api.networking.timeout if replica.api else 60.0)
         replica.in_flight += 1
+        # The replica stays charged for a timed-out prediction until its thread returns: it still runs.
+        work = asyncio.ensure_future(self._run(scope, receive))
+        work.add_done_callback(lambda _: self._done())
         try:
-            outcome = await self._run(scope, receive)
-            await _respond(send, *outcome, closing=self._closing())
-        finally:
-            replica.in_flight -= 1
+            outcome = await asyncio.wait_for(asyncio.shield(work), timeout)
+        except TimeoutError:
+            work.add_done_callback(_consume)
+            outcome = error_outcome(504, f"the prediction took longer than the API's timeout ({timeout:g}s)")
+        await _respond(send, *outcome, closing=self._closing())
         replica.metrics.record(outcome.status, time.perf_counter() - started)
+
+    def _done(self) -> None:
+        self.replica.in_flight -= 1
+
+    def _denial(self, path: str, headers: list[tuple[bytes, bytes]]) -> Denial | None:
+        if path in ("/healthz", "/readyz"):
+            return None
+        if path == "/metrics" and not any(name == b"x-forwarded-for" for name, _ in headers):
+            return None
+        keys = self._keyring()
+        return None if keys is None else keys.check(headers)
+
+    def _keyring(self) -> KeyRing | None:
+        if self._keys is not None:
+            return self._keys
+        config, api = self.replica.config, self.replica.api
+        mode = config.auth or (api.networking.auth if api is not None else None)
+        if mode != "api_key":
+            return None
+        self._keys = KeyRing(config.api_keys_file)
+        return self._keys
 
     async def _run(self, scope: Scope, receive: Receive) -> Outcome:
         content_type = ""
@@ -193,6 +231,18 @@ async def _respond(
         headers.append(_CLOSE)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _denied(denial: Denial) -> Outcome:
+    outcome = error_outcome(denial.status, denial.message)
+    if denial.status == 401:
+        outcome.headers.append((b"www-authenticate", b'Bearer realm="cortexlite"'))
+    return outcome
+
+
+def _consume(work: asyncio.Future[Outcome]) -> None:
+    if not work.cancelled():
+        work.exception()  # retrieved: a late failure of a timed-out prediction is not "never retrieved"
 
 
 def _reason(replica: Replica) -> str:

@@ -14,6 +14,7 @@ __all__ = ["DEFAULT_MAX_CONCURRENCY", "RuntimeConfig"]
 
 DEFAULT_MAX_CONCURRENCY = 1024
 DEFAULT_MAX_PAYLOAD_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class RuntimeConfig:
     log_format: str = "auto"
     log_level: str = "INFO"
     inline_predict_limit: float = 0.005
+    auth: str | None = None  # none | api_key; None: the spec's networking.auth
+    api_keys_file: Path | None = None
+    timeout: float | None = None  # None: the spec's networking.timeout
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES  # a request's header lines, together; more: 431
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeConfig:
@@ -76,6 +81,10 @@ class RuntimeConfig:
             log_format=env.choice("CORTEXLITE_LOG_FORMAT", ("auto", "json", "pretty")) or "auto",
             log_level=(env.text("CORTEXLITE_LOG_LEVEL") or "INFO").upper(),
             inline_predict_limit=env.seconds("CORTEXLITE_INLINE_PREDICT_LIMIT", 0.005),
+            auth=env.choice("CORTEXLITE_AUTH", ("none", "api_key")),
+            api_keys_file=env.path("CORTEXLITE_API_KEYS"),
+            timeout=env.seconds("CORTEXLITE_TIMEOUT", 0) or None,
+            max_header_bytes=env.integer("CORTEXLITE_MAX_HEADER_BYTES", minimum=1024) or DEFAULT_MAX_HEADER_BYTES,
         )
 
     def resolve_concurrency_cap(self, processes: int, spec_cap: int | None) -> int:

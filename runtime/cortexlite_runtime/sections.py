@@ -8,7 +8,7 @@ notice, collected in the validation context's `notices` list when one is given.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -21,7 +21,8 @@ _ENDPOINT = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan: JSON cannot hold them, so they would not survive the resolved spec a replica reads.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def add_notice(info: ValidationInfo, message: str) -> None:
@@ -124,6 +125,15 @@ class UpdateStrategySpec(_Strict):
 
 class NetworkingSpec(_Strict):
     endpoint: str | None = Field(default=None, description="None: /<api name>")
+    # api_key: requests need a key from `cortexlite keys create`; None: the environment's default (none).
+    auth: Literal["none", "api_key"] | None = None
+    # A prediction still running after this long is answered 504 (the predictor's thread runs on).
+    timeout: float = Field(default=60.0, gt=0, le=86_400, description="seconds")
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        return parse_duration(value)
 
     @model_validator(mode="before")
     @classmethod
