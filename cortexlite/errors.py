@@ -38,6 +38,7 @@ __all__ = [
     "GatewayError",
     "ImageBuildError",
     "NomadAuthError",
+    "NomadConflict",
     "NomadError",
     "NomadInvalid",
     "NomadNotFound",
@@ -117,6 +118,10 @@ class NomadAuthError(NomadError):
 
 class NomadNotFound(NomadError):
     """404 from Nomad: no such job, allocation, deployment or variable."""
+
+
+class NomadConflict(NomadError):
+    """A check-and-set write lost: someone changed the object since it was read (409)."""
 
 
 class NomadInvalid(NomadError):

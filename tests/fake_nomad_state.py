@@ -16,6 +16,7 @@ path from the URL, the query parameters and the parsed JSON body; they raise `Ap
 from __future__ import annotations
 
 import copy
+import json
 import threading
 import time
 import uuid
@@ -530,6 +531,10 @@ class Cluster:
     def put_variable(self, path: str, query: Query, body: object) -> dict[str, Any]:
         self._require_namespace(query.get("namespace"), f"variable {path!r}")
         items = check_variable(path, body)
+        if "cas" in query:  # check-and-set: only over the ModifyIndex the writer read (0: only a new variable)
+            current = self.variables.get(path)
+            if _cas_index(query["cas"]) != (current["ModifyIndex"] if current else 0):
+                raise ApiError(409, json.dumps(current or {"Path": path}))  # Nomad answers with the conflicting one
         index, now = self.bump(), time.time_ns()
         existing = self.variables.get(path) or {"CreateIndex": index, "CreateTime": now}
         self.variables[path] = {
@@ -564,6 +569,13 @@ class Cluster:
                     break
                 self.cond.wait(left)
             return bytes(self.logs.get((job_id, stream), b""))
+
+
+def _cas_index(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ApiError(400, f"failed to parse cas: {text!r}") from None
 
 
 def _alloc(job: dict[str, Any], group: dict[str, Any], position: int, eval_id: str, deployment: str | None) -> Alloc:

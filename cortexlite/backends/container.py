@@ -417,7 +417,7 @@ class DockerBackend(Backend):
         mode = effective_auth(release.api, self.environment.auth)
         if mode == "none":
             return {"auth": mode}
-        KeyStore(self.state).publish(release.name)
+        KeyStore.of(self.state).publish(release.name)
         # Through storage, replicas run beside the operator on the engine's host, whose state volume holds the rings.
         keys_dir = None if self.environment.ships_bundles else rings_dir(self.settings.home, self.environment.name)
         return {"auth": mode, "keys_dir": keys_dir}

@@ -92,7 +92,7 @@ class ProcessBackend(Backend):
         mode = effective_auth(release.api, self.auth)
         if mode == "none":
             return {"CORTEXLITE_AUTH": mode}
-        KeyStore(self.state).publish(release.name)
+        KeyStore.of(self.state).publish(release.name)
         ring = rings_dir(self.settings.home, self.state.env) / f"{release.name}.json"
         return {"CORTEXLITE_AUTH": mode, "CORTEXLITE_API_KEYS": str(ring)}
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from cortexlite.cli.common import Output, echo_json, open_local, stderr, stdout
-from cortexlite.environments import ConfigFile
+from cortexlite.cli.common import Output, echo_json, open_workspace, stderr, stdout
+from cortexlite.environments import ConfigFile, Environment
 from cortexlite.keys import KeyStore, effective_auth
 from cortexlite.settings import Settings
 from cortexlite.workspace import Workspace
+
+if TYPE_CHECKING:
+    from cortexlite.nomad.cluster import Cluster
 
 __all__ = ["app"]
 
@@ -36,12 +39,12 @@ def create(
     A new key is valid at once, beside the older ones: rotate by creating a key, moving clients to
     it, then revoking the old one.
     """
-    with open_local(ctx, "keys create") as ws:
+    with open_workspace(ctx) as ws:
         if api is not None:
             ws.require_api(api)
-        made = KeyStore(ws.state).create(api, label)
+        made = _store(ws).create(api, label)
         if save:
-            _save(ws, api or "*", made.key)
+            _save(ws.environment, api or "*", made.key)
         unprotected = _unprotected(ws, api)
     if output is Output.json:
         echo_json(made.record.public() | {"key": made.key})
@@ -63,8 +66,8 @@ def list_(
     output: Annotated[Output, typer.Option("--output", "-o")] = Output.text,
 ) -> None:
     """List the keys (ids, scope, label, status); never the keys or their hashes."""
-    with open_local(ctx, "keys list") as ws:
-        keys = KeyStore(ws.state).entries(api)
+    with open_workspace(ctx) as ws:
+        keys = _store(ws).entries(api)
     if output is Output.json:
         echo_json([key.public() for key in keys])
         return
@@ -84,22 +87,38 @@ def revoke(
     api: Annotated[str | None, typer.Option(help="Only when the key opens this API.")] = None,
 ) -> None:
     """Revoke a key: within a second, requests with it are answered 403."""
-    with open_local(ctx, "keys revoke") as ws:
-        key = KeyStore(ws.state).revoke(key_id, api)
+    with open_workspace(ctx) as ws:
+        key = _store(ws).revoke(key_id, api)
     stdout.print(f"revoked key {key.id} ({key.api or 'every API'})", markup=False)
 
 
-def _save(ws: Workspace, api: str, key: str) -> None:
+def _store(ws: Workspace | Cluster) -> KeyStore:
+    if isinstance(ws, Workspace):
+        return KeyStore.of(ws.state)
+    from cortexlite.nomad.keys import VariableKeys
+
+    return KeyStore(VariableKeys(ws))
+
+
+def _save(environment: Environment, api: str, key: str) -> None:
     config = ConfigFile(Settings.from_env().home)
-    saved = dict(ws.environment.api_keys or {}) | {api: key}
-    config.put(ws.environment.model_copy(update={"api_keys": saved}), replace=True)
+    saved = dict(environment.api_keys or {}) | {api: key}
+    config.put(environment.model_copy(update={"api_keys": saved}), replace=True)
 
 
-def _unprotected(ws: Workspace, api: str | None) -> list[str]:
-    names = [api] if api is not None else ws.state.names()
-    unprotected = []
-    for name in names:
-        record = ws.state.api(name)
-        if record is not None and effective_auth(record.release().api, ws.environment.auth) != "api_key":
-            unprotected.append(name)
-    return unprotected
+def _unprotected(ws: Workspace | Cluster, api: str | None) -> list[str]:
+    """The deployed APIs (of `api`, or all) that take requests without a key."""
+    if isinstance(ws, Workspace):
+        names = [api] if api is not None else ws.state.names()
+        records = {name: ws.state.api(name) for name in names}
+        modes = {
+            name: effective_auth(record.release().api, ws.environment.auth)
+            for name, record in records.items() if record is not None
+        }  # fmt: skip
+    else:
+        jobs = ws.api_jobs()
+        modes = {
+            name: str((stub.get("Meta") or {}).get("cortexlite.auth", "none"))
+            for name, stub in jobs.items() if api is None or name == api
+        }  # fmt: skip
+    return [name for name, mode in modes.items() if mode != "api_key"]

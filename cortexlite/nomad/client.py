@@ -19,7 +19,14 @@ from urllib.parse import quote
 
 import httpx
 
-from cortexlite.errors import NomadAuthError, NomadError, NomadInvalid, NomadNotFound, NomadUnreachable
+from cortexlite.errors import (
+    NomadAuthError,
+    NomadConflict,
+    NomadError,
+    NomadInvalid,
+    NomadNotFound,
+    NomadUnreachable,
+)
 from cortexlite.nomad.settings import NomadSettings
 
 __all__ = ["LogChunk", "NomadClient", "Registration", "decode_frames"]
@@ -118,11 +125,21 @@ class NomadClient:
 
     # --- variables ------------------------------------------------------------------------------
 
-    def put_variable(self, path: str, items: Mapping[str, str]) -> None:
+    def variable(self, path: str) -> dict[str, Any] | None:
+        """The variable at `path` (its `Items` and `ModifyIndex`), or None when there is none."""
+        try:
+            return dict(self._json("GET", f"/v1/var/{quote(path)}"))
+        except NomadNotFound:
+            return None
+
+    def put_variable(self, path: str, items: Mapping[str, str], *, cas: int | None = None) -> None:
+        """Write the variable (all its items). With `cas`, only if its ModifyIndex is still `cas` (0: only if new);
+        otherwise `NomadConflict`."""
         body: dict[str, Any] = {"Path": path, "Items": dict(items)}
         if self.settings.namespace:
             body["Namespace"] = self.settings.namespace
-        self._json("PUT", f"/v1/var/{quote(path)}", body=body)
+        params = {"cas": str(cas)} if cas is not None else None
+        self._json("PUT", f"/v1/var/{quote(path)}", body=body, params=params)
 
     def delete_variable(self, path: str) -> None:
         try:
@@ -222,6 +239,8 @@ def _error(answer: httpx.Response, address: str) -> NomadError:
         )
     if answer.status_code == 404:
         return NomadNotFound(f"{what}: {text}", answer.status_code)
+    if answer.status_code == 409:
+        return NomadConflict(f"{what}: it changed since it was read", answer.status_code)
     if answer.status_code in (400, 500) and "/job" in answer.request.url.path:
         return NomadInvalid(f"{what}: {text}", answer.status_code)
     return NomadError(f"{what}: {text}", answer.status_code)

@@ -114,6 +114,7 @@ class Cluster:
             secret_names=tuple(sorted(storage.secret)),
             ca_bundle=storage.ca_bundle,
             healthy_deadline_s=healthy_deadline_s,
+            auth=self.environment.auth,
         )
 
     def api_jobs(self) -> dict[str, dict[str, Any]]:

@@ -7,6 +7,10 @@ The job `cortexlite-<api>` is a service job with one group (`api`) of one docker
   inline template written to `local/cortexlite/api.json`;
 - storage credentials are **references**: the task's template reads the job's Nomad Variable
   (`nomad/jobs/cortexlite-<api>`) into environment variables, so no secret is in the job;
+- with `networking.auth: api_key`, another template renders the API's key ring (hashes, item
+  `api_keys` of the same Variable) to `secrets/`, owned by the replica's user, without restarting on change;
+- the container runs as an unprivileged user (uid 10001) with `no-new-privileges`: the image has its
+  dependencies already, so nothing needs root at run time;
 - a dynamic port (`http`) reaches the runtime's port 8888; a Nomad-provider service with an HTTP
   check on `/readyz` marks allocations healthy for deployments, and its Traefik tags route
   `/<endpoint>` with the prefix stripped and Traefik's own health check;
@@ -36,10 +40,12 @@ from cortexlite.rollout import budget
 __all__ = [
     "CA_PATH",
     "GROUP",
+    "KEYS_PATH",
     "SPEC_PATH",
     "TASK",
     "JobSettings",
     "NomadRelease",
+    "job_auth",
     "job_id",
     "ns",
     "render_job",
@@ -54,6 +60,9 @@ PORT_LABEL = "http"
 SPEC_PATH = "local/cortexlite/api.json"
 CA_PATH = "local/cortexlite/s3-ca.pem"
 SECRETS_PATH = "secrets/cortexlite-storage.env"
+KEYS_PATH = "secrets/cortexlite-api-keys.json"
+KEYS_ITEM = "api_keys"  # the item of the job's Variable holding the key ring (cortexlite.nomad.keys.RING_ITEM)
+REPLICA_UID = 10001
 DEFAULT_MEMORY_MB = 1024
 # Traefik's Nomad provider polls every TRAEFIK_REFRESH_S; its health check runs every HEALTH_CHECK_INTERVAL_S.
 TRAEFIK_REFRESH_S = 5
@@ -98,6 +107,12 @@ class JobSettings:
     secret_names: tuple[str, ...] = ()
     ca_bundle: str | None = None  # PEM text of the store's CA, when it has a private one
     healthy_deadline_s: float = 300.0
+    auth: str | None = None  # the environment's default networking.auth
+
+
+def job_auth(release: Release, settings: JobSettings) -> str:
+    """The API's networking.auth, else the environment's, else none."""
+    return release.api.networking.auth or settings.auth or "none"
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,7 @@ def _meta(target: NomadRelease, settings: JobSettings) -> dict[str, str]:
         "cortexlite.spec": release.spec_hash,
         "cortexlite.version": release.version,
         "cortexlite.project": release.project_hash,
+        "cortexlite.auth": job_auth(release, settings),
     }
 
 
@@ -233,7 +249,8 @@ def _task(target: NomadRelease, settings: JobSettings) -> dict[str, Any]:
     task: dict[str, Any] = {
         "Name": TASK,
         "Driver": "docker",
-        "Config": {"image": target.image, "ports": [PORT_LABEL]},
+        "User": f"{REPLICA_UID}:{REPLICA_UID}",
+        "Config": {"image": target.image, "ports": [PORT_LABEL], "security_opt": ["no-new-privileges"]},
         "Env": _env(target, settings),
         "Templates": _templates(release, settings),
         "Resources": _resources(release, settings),
@@ -257,7 +274,11 @@ def _env(target: NomadRelease, settings: JobSettings) -> dict[str, str]:
         "CORTEXLITE_DEPENDENCIES": "preinstalled",
         "CORTEXLITE_LOG_FORMAT": "json",
         "CORTEXLITE_REPLICA_ID": "${NOMAD_SHORT_ALLOC_ID}",
+        "CORTEXLITE_AUTH": job_auth(target.release, settings),
+        "HOME": "/tmp",
     } | dict(settings.storage_env)
+    if env["CORTEXLITE_AUTH"] == "api_key":
+        env["CORTEXLITE_API_KEYS"] = "${NOMAD_SECRETS_DIR}/" + KEYS_PATH.removeprefix("secrets/")
     if target.refresh is not None:
         env["CORTEXLITE_REFRESH"] = target.refresh
     return env
@@ -278,6 +299,19 @@ def _templates(release: Release, settings: JobSettings) -> list[dict[str, Any]]:
                 "Envvars": True,
                 "ChangeMode": "restart",
                 "Perms": "0600",
+            }
+        )
+    if job_auth(release, settings) == "api_key":
+        # The ring as it is: hashes only. Rewritten by Nomad when `cortexlite keys` changes it; the runtime follows.
+        templates.append(
+            {
+                "EmbeddedTmpl": f'{{{{ with nomadVar "{variable_path(release.name)}" }}}}'
+                f"{{{{ .{KEYS_ITEM}.Value }}}}{{{{ end }}}}\n",
+                "DestPath": KEYS_PATH,
+                "ChangeMode": "noop",
+                "Perms": "0600",
+                "Uid": REPLICA_UID,
+                "Gid": REPLICA_UID,
             }
         )
     return templates

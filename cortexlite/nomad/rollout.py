@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cortexlite.deployment import DeployOptions, DeployResult
-from cortexlite.errors import BusyError, ComputeUnavailable, EnvConfigError, NomadInvalid, RolloutError
+from cortexlite.errors import BusyError, ComputeUnavailable, NomadInvalid, RolloutError
 from cortexlite.keys import effective_auth
 from cortexlite.nomad.cluster import Cluster, split_storage
 from cortexlite.nomad.job import GROUP, SPEC_PATH, NomadRelease, job_id, render_job, variable_path
+from cortexlite.nomad.keys import RING_ITEM, store_job_variable
 from cortexlite.nomad.watch import describe_failures, watch_deployment
 from cortexlite.project import Project, load_project
 from cortexlite.release import Release, make_release
@@ -54,12 +55,6 @@ def deploy(
     project = load_project(path)
     for notice in project.notices:
         report(f"notice: {notice}")
-    guarded = [api.name for api in project.apis if effective_auth(api, cluster.environment.auth) == "api_key"]
-    if guarded:
-        raise EnvConfigError(
-            f"{', '.join(guarded)}: networking.auth: api_key is not available on Nomad environments yet "
-            f"({cluster.environment.name}); deploy it to a process or docker environment, or set networking.auth: none"
-        )
     if not (options.dry_run or options.plan):
         what, started = cluster.gateway.ensure(detail or _quiet)
         if started:
@@ -89,7 +84,7 @@ def _deploy_api(
     if built:
         report(f"{api.name}: built the image {image}")
     release = make_release(api, project.code_hash, image)
-    if target.current is not None and _up_to_date(target.current, release, target.count):
+    if target.current is not None and _up_to_date(target.current, release, target.count, _auth(cluster, api)):
         return _result(cluster, api, "up-to-date", target.count)
     _check_idle(cluster, api.name, options.force)
     report(f"{'creating' if target.current is None else 'updating'} {api.name} on Nomad ({cluster.nomad.address})")
@@ -99,7 +94,7 @@ def _deploy_api(
         NomadRelease(release, image, shipped.uri, target.count), cluster.job_settings(_healthy_deadline(options))
     )
     action: Action = "created" if target.current is None else "updated"
-    _register(cluster, api.name, job, target.preserve, report)
+    _register(cluster, api.name, job, target.preserve, report, auth=_auth(cluster, api))
     if options.wait:
         _follow(cluster, api.name, target.current, options, report)
     return _result(cluster, api, action, target.count)
@@ -120,9 +115,10 @@ def refresh(cluster: Cluster, name: str, options: DeployOptions, report: Report)
         )
     refreshed = replace(running, refresh=f"{time.time():.3f}")
     report(f"refreshing {name}: Nomad replaces its allocations as in an update")
-    _register(cluster, name, render_job(refreshed, cluster.job_settings(_healthy_deadline(options))), True, report)
-    _follow(cluster, name, job, options, report)
     api = running.release.api
+    job = render_job(refreshed, cluster.job_settings(_healthy_deadline(options)))
+    _register(cluster, name, job, True, report, auth=_auth(cluster, api))
+    _follow(cluster, name, job, options, report)
     return _result(cluster, api, "updated", running.count)
 
 
@@ -182,10 +178,11 @@ def _target(cluster: Cluster, api: ApiSpec) -> _Target:
     return _Target(api, current, count, preserve=count == running)
 
 
-def _up_to_date(job: dict[str, Any], release: Release, count: int) -> bool:
+def _up_to_date(job: dict[str, Any], release: Release, count: int, auth: str) -> bool:
     meta = _meta(job)
     return (
         meta.get("cortexlite.spec") == release.spec_hash
+        and meta.get("cortexlite.auth", "none") == auth
         and meta.get("cortexlite.version") == release.version
         and _group_count(job) == count
         and job.get("Status") != "dead"
@@ -204,14 +201,17 @@ def _check_idle(cluster: Cluster, name: str, force: bool) -> None:
     )
 
 
-def _register(cluster: Cluster, name: str, job: dict[str, Any], preserve: bool, report: Report) -> None:
+def _auth(cluster: Cluster, api: ApiSpec) -> str:
+    return effective_auth(api, cluster.environment.auth)
+
+
+def _register(cluster: Cluster, name: str, job: dict[str, Any], preserve: bool, report: Report, *, auth: str) -> None:
     errors = cluster.client.validate(job)
     if errors:
         listed = "\n".join(f"  {line}" for error in errors for line in error.strip().splitlines())
         raise NomadInvalid(f"{name}: Nomad refused the job {job['ID']}; nothing was registered:\n{listed}")
-    secrets = split_storage(cluster.environment).secret
-    if secrets:
-        cluster.client.put_variable(variable_path(name), secrets)
+    # Before the job: its templates read the variable, and Nomad holds a task until the variable exists.
+    store_job_variable(cluster, name, split_storage(cluster.environment).secret, ring=auth == "api_key")
     registration = cluster.client.register(job, preserve_counts=preserve)
     if registration.warnings:
         report(f"warning: Nomad: {registration.warnings.strip()}")
@@ -259,14 +259,14 @@ def _preview(
     cluster: Cluster, api: ApiSpec, target: _Target, job: dict[str, Any], options: DeployOptions
 ) -> DeployResult:
     action: Action = "created" if target.current is None else "updated"
+    items = {key: f"<secret:{key}>" for key in split_storage(cluster.environment).secret}
+    if _auth(cluster, api) == "api_key":
+        items[RING_ITEM] = "<the API's key ring: ids and SHA-256 hashes (cortexlite keys)>"
     plan: dict[str, Any] = {
         "backend": "nomad",
         "address": cluster.nomad.address,
         "preserve_counts": target.preserve,
-        "variable": {
-            "path": variable_path(api.name),
-            "items": {key: f"<secret:{key}>" for key in split_storage(cluster.environment).secret},
-        },
+        "variable": {"path": variable_path(api.name), "items": items},
         "job": {"Job": job},
     }
     if options.plan:

@@ -34,7 +34,18 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures, shared with t
     s3_server,
 )
 
-__all__ = ["Figure", "Figures", "Poller", "RecordFigure", "answers", "ask", "expect_answer", "wait_until"]
+__all__ = [
+    "FailedDeploy",
+    "Figure",
+    "Figures",
+    "Poller",
+    "RecordFigure",
+    "answers",
+    "ask",
+    "deploy_that_fails",
+    "expect_answer",
+    "wait_until",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES_FILE = REPO / "build" / "fault-figures.json"
@@ -165,3 +176,41 @@ class Poller:
                 except httpx.HTTPError as exc:
                     self.results.append((time.monotonic(), 0, repr(exc)[:200]))
                 self._stop.wait(self.interval)
+
+
+@dataclass(frozen=True)
+class FailedDeploy:
+    error: str  # its one line, `error: ...`
+    seconds: float  # deploy start -> gave up
+    served: int  # requests v1 answered meanwhile
+
+
+def deploy_that_fails(
+    env: LocalEnv, project: Path, figures: RecordFigure, *, interval: float, cause: str
+) -> FailedDeploy:
+    """`deploy` of `project` fails in one clear line while v1 answers every request (polled every `interval`).
+
+    Records the figures "deploy start -> gave up (`cause`)", the requests v1 served and the failed ones.
+    """
+    poller = Poller(env.url("/answer"), interval=interval).start()
+    try:
+        started = time.monotonic()
+        failed = env.cli("deploy", str(project), check=False)
+        gave_up = time.monotonic()
+        time.sleep(0.5)
+    finally:
+        poller.stop()
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stdout + failed.stderr, failed.stderr
+    error = failed.stderr.strip()
+    assert error.startswith("error: ") and len(error.splitlines()) == 1, error
+    print(f"the failed deploy said: {error}")
+    during = poller.between(started, gave_up)
+    bad = [result for result in poller.results if result[1] != 200 or json.loads(result[2]) != {"answer": "v1"}]
+    assert during and not bad, bad[:5]
+    (view,) = json.loads(env.cli("get", "-o", "json").stdout)
+    assert (view["status"], view["requested"], view["up_to_date"]) == ("live", 1, 1), view
+    figures(f"deploy start -> gave up ({cause})", gave_up - started, "s")
+    figures("requests served by v1 during the failed deploy", len(during), "requests")
+    figures("failed requests", len(bad), "requests")
+    return FailedDeploy(error, gave_up - started, len(during))

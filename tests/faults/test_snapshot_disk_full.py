@@ -9,7 +9,6 @@ serving throughout. With the cause gone, the next deploy succeeds.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import Poller, RecordFigure, expect_answer
+from tests.faults.conftest import RecordFigure, deploy_that_fails, expect_answer
 from tests.integration.conftest import LocalEnv, make_api_project
 
 pytestmark = [pytest.mark.slow]
@@ -56,33 +55,12 @@ def _deploy_onto_a_full_disk(env: LocalEnv, project: Path, disk: Path, figures: 
     """`deploy` fails cleanly on `disk` while v1 (the only snapshot there) answers every request; its message."""
     before = _entries(disk)
     usage = shutil.disk_usage(disk).used, os.statvfs(disk).f_ffree
-    poller = Poller(env.url("/answer"), interval=0.05).start()
-    try:
-        started = time.monotonic()
-        failed = env.cli("deploy", str(project), check=False)
-        gave_up = time.monotonic()
-        time.sleep(0.5)
-    finally:
-        poller.stop()
-    assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "Traceback" not in failed.stderr + failed.stdout, failed.stderr
-    error = failed.stderr.strip()
-    assert error.startswith("error: ") and len(error.splitlines()) == 1, error
+    error = deploy_that_fails(env, project, figures, interval=0.05, cause="ENOSPC").error
     assert f"in {disk}: the disk is full (No space left on device" in error and "cortexlite prune" in error, error
-    print(f"the failed deploy said: {error}")
-
     # Nothing half-written: no staging directory, the blocks and inodes free again, no update recorded.
     assert _entries(disk) == before
     assert (shutil.disk_usage(disk).used, os.statvfs(disk).f_ffree) == usage
     assert not (env.api_dir("answer") / "rollout.json").exists()
-    during = poller.between(started, gave_up)
-    bad = [result for result in poller.results if result[1] != 200 or json.loads(result[2]) != {"answer": "v1"}]
-    assert during and not bad, bad[:5]
-    (view,) = json.loads(env.cli("get", "-o", "json").stdout)
-    assert (view["status"], view["requested"], view["up_to_date"]) == ("live", 1, 1), view
-    figures("deploy start -> gave up (ENOSPC)", gave_up - started, "s")
-    figures("requests served by v1 during the failed deploy", len(during), "requests")
-    figures("failed requests", len(bad), "requests")
     figures("bytes left behind on the full disk", shutil.disk_usage(disk).used - usage[0], "bytes")
     return error
 

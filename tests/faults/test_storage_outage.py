@@ -9,7 +9,6 @@ the store's endpoint, and v1 answers every request meanwhile. With the store bac
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 
 from cortexlite_runtime.storage import DEFAULT_RETRY_BUDGET
 from tests.conftest import free_port
-from tests.faults.conftest import Poller, RecordFigure, expect_answer
+from tests.faults.conftest import RecordFigure, deploy_that_fails, expect_answer
 from tests.integration.conftest import DockerEnv, close_docker_env, make_api_project
 from tests.integration.storage_server import FULL, SeaweedServer, TcpProxy
 
@@ -83,30 +82,10 @@ def test_an_unreachable_store_fails_the_deploy_in_one_line_and_the_old_version_s
     (project / "cortexlite.yaml").write_text("- name: answer\n  predictor:\n    config: {answer: v2}\n")
     (project / "weights.bin").write_bytes(os.urandom(256 * 1024))
     env.proxy.close()  # the store's address refuses connections from now on
-    poller = Poller(env.url("/answer"), interval=0.1).start()
-    try:
-        started = time.monotonic()
-        failed = env.cli("deploy", str(project), check=False)
-        gave_up = time.monotonic()
-        time.sleep(0.5)
-    finally:
-        poller.stop()
-    assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "Traceback" not in failed.stdout + failed.stderr, failed.stderr
-    lines = failed.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), failed.stderr
-    assert f"bundle could not be stored in s3://{BUCKET}/team" in lines[0], lines[0]
-    assert env.proxy.endpoint in lines[0] and "Connection refused" in lines[0], lines[0]
-    print(f"the failed deploy said: {lines[0]}")
-    assert gave_up - started < RETRY_BUDGET_S + 30, "the retry budget, plus the deploy's own work"
-    during = poller.between(started, gave_up)
-    bad = [result for result in poller.results if result[1] != 200 or json.loads(result[2]) != {"answer": "v1"}]
-    assert during and not bad, bad[:5]
-    (view,) = json.loads(env.cli("get", "-o", "json").stdout)
-    assert (view["status"], view["requested"], view["up_to_date"]) == ("live", 1, 1), view
-    figures(f"deploy start -> gave up (retry budget {RETRY_BUDGET_S:g}s)", gave_up - started, "s")
-    figures("requests served by v1 during the failed deploy", len(during), "requests")
-    figures("failed requests", len(bad), "requests")
+    failed = deploy_that_fails(env, project, figures, interval=0.1, cause=f"retry budget {RETRY_BUDGET_S:g}s")
+    assert f"bundle could not be stored in s3://{BUCKET}/team" in failed.error, failed.error
+    assert env.proxy.endpoint in failed.error and "Connection refused" in failed.error, failed.error
+    assert failed.seconds < RETRY_BUDGET_S + 30, "the retry budget, plus the deploy's own work"
 
     # The store answers again at the same address: v2 deploys.
     restored = TcpProxy(("127.0.0.1", s3_server.ports["s3"]), port=env.proxy.port)

@@ -98,11 +98,11 @@ class TraefikOnFake:
     def url(self, endpoint: str) -> str:
         return f"http://127.0.0.1:{self.port}{endpoint}"
 
-    def wait_routed(self, endpoint: str, timeout: float = 20) -> httpx.Response:
+    def wait_routed(self, endpoint: str, timeout: float = 20, headers: dict[str, str] | None = None) -> httpx.Response:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                answer = httpx.post(self.url(endpoint), json={}, timeout=5)
+                answer = httpx.post(self.url(endpoint), json={}, headers=headers, timeout=5)
                 if answer.status_code == 200:
                     return answer
             except httpx.HTTPError:

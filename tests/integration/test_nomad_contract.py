@@ -29,6 +29,7 @@ from cortexlite.settings import Settings
 from cortexlite_runtime.storage import Location, Storage
 from tests.conftest import StartRuntime, make_project
 from tests.fake_nomad import FakeNomad
+from tests.fake_nomad_templates import TemplateRunner, task_env
 from tests.integration.conftest import make_api_project
 from tests.integration.nomad_env import (
     TOKEN,
@@ -99,12 +100,13 @@ def test_deploy_builds_pushes_ships_validates_and_registers(  # noqa: PLR0917 - 
     _no_secret(deployed.stdout + deployed.stderr)
     assert "created answer: 1 replica(s)" in deployed.stdout, deployed.stdout
 
-    # Validated before anything was registered; the secrets went to the job's Variable first.
+    # Validated before anything was registered; the secrets went to the job's Variable first (check-and-set).
     order = [
         f"{entry.method} {entry.path}" for entry in fake.requests
         if entry.path.startswith("/v1/var/") or (entry.method == "POST" and entry.body["Job"]["ID"] == JOB)
     ]  # fmt: skip
-    assert order == ["POST /v1/validate/job", f"PUT /v1/var/{VARIABLE}", "POST /v1/jobs"]
+    assert order == ["POST /v1/validate/job", f"GET /v1/var/{VARIABLE}", f"PUT /v1/var/{VARIABLE}", "POST /v1/jobs"]
+    assert env.requests("PUT", f"/v1/var/{VARIABLE}")[0].query.get("cas") == "0"
     assert all(entry.headers.get("x-nomad-token") == TOKEN for entry in fake.requests)
     registered = [entry.body for entry in env.requests("POST", "/v1/jobs") if entry.body["Job"]["ID"] == JOB]
     assert len(registered) == 1 and check_job_request(registered[0]) == []
@@ -240,7 +242,7 @@ def test_nomads_errors_are_clear(nomad_env: NomadEnv, fake: FakeNomad, tmp_path:
     with Cluster.open(Settings.from_env(env.environ), prod) as cluster:
         bad = {"ID": "cortexlite-bad", "Type": "service", "TaskGroups": [{"Name": "api", "Tasks": [{"Name": "t"}]}]}
         with pytest.raises(NomadInvalid) as invalid:
-            _register(cluster, "bad", bad, False, lambda _line: None)
+            _register(cluster, "bad", bad, False, lambda _line: None, auth="none")
         assert "Missing task driver" in str(invalid.value) and "nothing was registered" in str(invalid.value)
         assert not [e for e in env.requests("POST", "/v1/jobs") if e.body["Job"]["ID"] == "cortexlite-bad"]
         with pytest.raises(NomadInvalid) as undecodable:
@@ -426,3 +428,53 @@ def test_gpus_no_client_has_are_compute_unavailable(nomad_env: NomadEnv, fake: F
     refused = env.cli("deploy", str(project), check=False)
     assert refused.returncode == 1 and "wide was not created (its job was removed)" in refused.stderr
     assert "cortexlite-wide" not in fake.jobs
+
+
+def test_api_keys_reach_replicas_through_the_jobs_variable(
+    nomad_env: NomadEnv, fake: FakeNomad, gateway: TraefikOnFake, start_runtime: StartRuntime, tmp_path: Path
+) -> None:
+    """Keys on Nomad: the record and rings are Variables; the fake's template runner plays the Nomad client's."""
+    env = nomad_env
+    project = make_api_project(tmp_path / "project", yaml="- name: answer\n  networking:\n    auth: api_key\n")
+    first = json.loads(env.cli("keys", "create", "--label", "ci", "--save", "-o", "json").stdout)
+    deployed = env.cli("deploy", str(project))
+    assert "created answer" in deployed.stdout and first["key"] not in deployed.stdout + deployed.stderr
+    ring = json.loads(fake.variables[VARIABLE]["api_keys"])
+    assert [key["id"] for key in ring["keys"]] == [first["id"]]
+    assert fake.variables[VARIABLE]["AWS_SECRET_ACCESS_KEY"] == FULL.secret_key
+
+    job = fake.job(JOB)
+    assert job is not None and job["Meta"]["cortexlite.auth"] == "api_key"
+    task_dir = tmp_path / "task"
+    with TemplateRunner(fake, JOB, task_dir) as runner:
+        wanted = ("CORTEXLITE_AUTH", "CORTEXLITE_API_KEYS")
+        runtime = start_runtime(project, env={k: v for k, v in task_env(job, task_dir).items() if k in wanted})
+        fake.set_alloc_address(JOB, 0, "127.0.0.1", runtime.port)
+        assert gateway.wait_routed("/answer", headers={"X-Api-Key": first["key"]}).json() == {"answer": "v1"}
+        refused = httpx.post(gateway.url("/answer"), json={}, timeout=5)
+        assert refused.status_code == 401 and "API key is required" in refused.json()["error"]
+        (tmp_path / "payload.json").write_text("{}")
+        predicted = env.cli("predict", "answer", str(tmp_path / "payload.json"))  # the key saved by --save
+        assert json.loads(predicted.stdout) == {"answer": "v1"}
+
+        # Rotation: a new key for the API works through the gateway while the first still does; then revoke.
+        second = json.loads(env.cli("keys", "create", "answer", "-o", "json").stdout)
+        assert gateway.wait_routed("/answer", 10, {"Authorization": f"Bearer {second['key']}"}).status_code == 200
+        assert httpx.post(gateway.url("/answer"), json={}, headers={"X-Api-Key": first["key"]}).status_code == 200
+        env.cli("keys", "revoke", first["id"])
+        deadline = time.monotonic() + 10
+        while httpx.post(gateway.url("/answer"), json={}, headers={"X-Api-Key": first["key"]}).status_code != 403:
+            assert time.monotonic() < deadline, "the revoked key was never refused"
+            time.sleep(0.1)
+        denied = env.cli("predict", "answer", str(tmp_path / "payload.json"), check=False)
+        assert denied.returncode == 1 and "403" in denied.stderr and "Traceback" not in denied.stderr
+        assert runner.errors == []
+
+    listed = json.loads(env.cli("keys", "list", "-o", "json").stdout)
+    assert {(key["id"], key["status"]) for key in listed} == {(first["id"], "revoked"), (second["id"], "active")}
+    for entry in fake.requests:  # only hashes ever left this machine
+        text = json.dumps(entry.body)
+        assert first["key"] not in text and second["key"] not in text
+    assert "answer is up to date" in env.cli("deploy", str(project)).stdout
+    env.cli("delete", "answer")
+    assert VARIABLE not in fake.variables and "cortexlite/prod/api-keys" in fake.variables

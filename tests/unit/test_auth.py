@@ -84,7 +84,7 @@ def test_a_broken_ring_file_keeps_the_previous_keys(tmp_path: Path) -> None:
 
 def test_the_key_record_stores_hashes_scopes_and_revocations(tmp_path: Path) -> None:
     state = EnvState(tmp_path, "local")
-    store = KeyStore(state)
+    store = KeyStore.of(state)
     one = store.create("iris", "billing")
     every = store.create(None)
     assert one.key.startswith("clk_") and len(one.key) > 40 and one.key != every.key

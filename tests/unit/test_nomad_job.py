@@ -16,6 +16,7 @@ import pytest
 
 from cortexlite.nomad.job import (
     HEALTH_CHECK_INTERVAL_S,
+    KEYS_PATH,
     KILL_TIMEOUT_S,
     RUNTIME_GRACE_PERIOD_S,
     RUNTIME_SHUTDOWN_DELAY_S,
@@ -190,7 +191,9 @@ def test_the_runtime_gets_its_project_spec_and_port() -> None:
     api = _api("iris", SPECS["config with braces"])
     job = _render(api)
     task = _task(job)
-    assert task["Driver"] == "docker" and task["Config"] == {"image": IMAGE, "ports": ["http"]}
+    assert task["Driver"] == "docker"
+    assert task["Config"] == {"image": IMAGE, "ports": ["http"], "security_opt": ["no-new-privileges"]}
+    assert task["User"] == "10001:10001" and task["Env"]["HOME"] == "/tmp", "unprivileged, as Docker replicas"
     assert _group(job)["Networks"] == [{"DynamicPorts": [{"Label": "http", "To": 8888}]}]
     env = task["Env"]
     assert env["CORTEX_PROJECT_URI"] == BUNDLE and env["CORTEX_SERVING_PORT"] == "8888"
@@ -241,6 +244,7 @@ def test_meta_names_the_environment_api_and_versions() -> None:
     assert job["Meta"] | {} == {
         "cortexlite.role": "api", "cortexlite.env": "prod", "cortexlite.api": "iris", "cortexlite.endpoint": "/iris",
         "cortexlite.spec": release.spec_hash, "cortexlite.version": release.version, "cortexlite.project": "f" * 64,
+        "cortexlite.auth": "none",
     }  # fmt: skip
 
 
@@ -289,3 +293,28 @@ def test_a_rendered_job_reads_back_as_the_release_it_runs(case: str) -> None:
     assert running.release == make_release(api, "f" * 64, IMAGE)
     assert (running.image, running.project_uri, running.count) == (IMAGE, BUNDLE, 2)
     assert running_release({"ID": "other", "TaskGroups": [{"Name": "x", "Tasks": [{"Name": "t"}]}]}) is None
+
+
+@pytest.mark.parametrize(
+    ("spec_auth", "env_auth", "expected"),
+    [(None, None, "none"), ("api_key", None, "api_key"), (None, "api_key", "api_key"), ("none", "api_key", "none")],
+)
+def test_api_keys_are_a_ring_rendered_from_the_jobs_variable(
+    spec_auth: str | None, env_auth: str | None, expected: str
+) -> None:
+    extra = {"networking": {"auth": spec_auth}} if spec_auth else {}
+    settings = JobSettings(**{**SETTINGS.__dict__, "auth": env_auth})
+    job = _render(_api("iris", extra), settings)
+    task = _task(job)
+    assert check_job(job) == [] and job["Meta"]["cortexlite.auth"] == expected
+    assert task["Env"]["CORTEXLITE_AUTH"] == expected
+    rings = [t for t in task["Templates"] if t["DestPath"] == KEYS_PATH]
+    if expected == "none":
+        assert not rings and "CORTEXLITE_API_KEYS" not in task["Env"]
+        return
+    (ring,) = rings
+    assert ring["EmbeddedTmpl"] == '{{ with nomadVar "nomad/jobs/cortexlite-iris" }}{{ .api_keys.Value }}{{ end }}\n'
+    # Rewritten in place when keys change, never a restart; readable only by the replica's user.
+    assert (ring["ChangeMode"], ring["Perms"], ring["Uid"], ring["Gid"]) == ("noop", "0600", 10001, 10001)
+    assert task["Env"]["CORTEXLITE_API_KEYS"] == "${NOMAD_SECRETS_DIR}/cortexlite-api-keys.json"
+    assert KEYS_PATH.startswith("secrets/")
