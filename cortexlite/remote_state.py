@@ -115,9 +115,11 @@ class RemoteEnvState(EnvState):
     def names(self) -> list[str]:
         if not self.exists():
             return []
+        # As EnvState.names: a record, an update under way, or a failed deploy not cleared ("null").
         script = (
             'cd "$1" 2>/dev/null || exit 0; for d in *; do [ -d "$d" ] || continue; '
-            'for f in api.json rollout.json; do [ -e "$d/$f" ] && { echo "$d"; break; }; done; done'
+            'if [ -e "$d/api.json" ] || [ -e "$d/rollout.json" ] || grep -qsv "^null$" "$d/deploy-failure.json"; '
+            'then echo "$d"; fi; done; exit 0'
         )
         code, output = self.engine.exec(self.container, ["sh", "-c", script, "sh", f"{self.remote_root}/apis"])
         if code != 0:

@@ -24,6 +24,7 @@ import pytest
 
 from cortexlite.backends.docker import DockerEngine
 from cortexlite.image import LOCAL_BASE_IMAGE
+from tests.conftest import make_project
 from tests.integration.conftest import (
     CORTEXLITE,
     Containers,
@@ -254,6 +255,40 @@ def test_a_remote_engine_gets_the_project_through_storage(remote_env: RemoteEnv,
     assert _answer(env) == {"answer": "v2"}
     events = docker("logs", operator["Id"]).stdout + docker("logs", operator["Id"]).stderr
     assert f"healing: answer replica {victim['Config']['Labels']['cortexlite.replica']}" in events, events
+
+
+def test_api_keys_on_a_remote_engine_are_read_from_its_state_volume(remote_env: RemoteEnv, tmp_path: Path) -> None:
+    """The replicas run on the engine's host: their key hashes come from the state volume there, read-only."""
+    env = remote_env
+    project = make_api_project(tmp_path / "project", yaml="- name: answer\n  networking:\n    auth: api_key\n")
+    env.cli("up", str(project))
+    refused = httpx.post(env.url("/answer"), json={}, timeout=10)
+    assert refused.status_code == 401 and "API key is required" in refused.json()["error"]
+    made = json.loads(env.cli("keys", "create", "answer", "--save", "-o", "json").stdout)
+    # Valid as soon as `keys create` returns (an unknown key makes the replica re-read its file at once).
+    assert httpx.post(env.url("/answer"), json={}, headers={"X-Api-Key": made["key"]}, timeout=10).json() == {
+        "answer": "v1"
+    }
+    (tmp_path / "payload.json").write_text("{}")
+    assert json.loads(env.cli("predict", "answer", str(tmp_path / "payload.json")).stdout) == {"answer": "v1"}
+    (replica,) = env.replicas("answer")
+    state = [m for m in replica["Mounts"] if m["Type"] == "volume" and m["Name"] == f"cortexlite-{env.name}-state"]
+    assert state and not state[0]["RW"], replica["Mounts"]
+    assert replica["Config"]["User"] == "10001:10001"
+    assert made["key"] not in json.dumps(replica), "only the hash reaches the host"
+
+    env.cli("keys", "revoke", made["id"])
+    deadline = time.monotonic() + 5
+    while httpx.post(env.url("/answer"), json={}, headers={"X-Api-Key": made["key"]}, timeout=10).status_code != 403:
+        assert time.monotonic() < deadline, "the revocation never reached the remote replica"
+        time.sleep(0.1)
+
+    # A failed first deploy is listed from the host's records (with the key lock's directory beside them).
+    broken = make_project(tmp_path / "broken", "init_error", "- name: broken\n")
+    assert env.cli("deploy", str(broken), check=False).returncode == 1
+    views = {view["name"]: view for view in json.loads(env.cli("get", "-o", "json").stdout)}
+    assert set(views) == {"answer", "broken"}
+    assert views["broken"]["last_deploy_failure"]["kind"] == "predictor init error"
 
 
 def test_gpus_of_a_remote_host_are_read_there(remote_env: RemoteEnv) -> None:
