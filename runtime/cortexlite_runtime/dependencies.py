@@ -129,6 +129,13 @@ def _pip_interpreter() -> str:
     return str(getattr(sys, "_base_executable", sys.executable))
 
 
+# Replicas run unprivileged: a Docker cache volume an older cortexlite made (as root) is theirs no longer.
+UNWRITABLE_HINT = (
+    " (a Docker cache volume made by cortexlite before replicas ran as uid 10001 is owned by root: "
+    "after `cortexlite down`, remove it once with `docker volume rm cortexlite-<env>-cache`)"
+)
+
+
 def _cache_root(cache_dir: Path | None) -> Path | None:
     base = cache_dir if cache_dir is not None else Path.home() / ".cache" / "cortexlite"
     root = base / ".cortexlite-cache"
@@ -137,7 +144,9 @@ def _cache_root(cache_dir: Path | None) -> Path | None:
         probe = Path(tempfile.mkstemp(dir=root / "venvs")[1])
         probe.unlink()
     except OSError as exc:
-        logger.warning("cache directory {} is not writable ({}); installing without a cache", root, exc)
+        logger.warning(
+            "cache directory {} is not writable ({}); installing without a cache{}", root, exc, UNWRITABLE_HINT
+        )
         return None
     return root
 

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from loguru import logger
 
+from .dependencies import UNWRITABLE_HINT
 from .errors import StorageError, StorageNotFound
 from .storage import Location, ObjectInfo, Storage, StorageSettings
 
@@ -138,9 +139,13 @@ def _cache_root(cache_dir: Path | None) -> Path | None:
     root = cache_dir / ".cortexlite-cache"
     try:
         (root / "models").mkdir(parents=True, exist_ok=True)
-    except OSError:
+    except OSError as exc:
+        logger.warning("model cache {} is not writable ({}); fetching without a cache{}", root, exc, UNWRITABLE_HINT)
         return None
-    return root if os.access(root / "models", os.W_OK) else None
+    if not os.access(root / "models", os.W_OK):
+        logger.warning("model cache {} is not writable; fetching without a cache{}", root, UNWRITABLE_HINT)
+        return None
+    return root
 
 
 def _link(model_dir: Path, target: Path) -> Path:

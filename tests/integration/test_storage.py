@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
+from loguru import logger
 
 from cortexlite.bundles import BundleStore
 from cortexlite_runtime.bundle import BUNDLE_MARKER, bundle_key, fetch_project, make_bundle
@@ -179,6 +180,18 @@ def test_models_are_fetched_once_per_content_and_versions_pick_the_highest(
     assert single.path.read_text() == "two"
     with pytest.raises(StorageNotFound, match="no model at s3://models-cache/nothing"):
         fetch_model("s3://models-cache/nothing", cache, None, settings)
+    # A cache the replica cannot write (a root-owned volume from an older cortexlite): fetched all the same,
+    # uncached, with a warning that says how to mend it.
+    blocked = tmp_path / "blocked-cache"
+    blocked.write_text("not a directory")
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        uncached = fetch_model("s3://models-cache/clf/2/model.txt", blocked, None, settings)
+    finally:
+        logger.remove(sink)
+    assert uncached.path.read_text() == "two" and not uncached.cached
+    assert any("not writable" in line and "docker volume rm cortexlite-<env>-cache" in line for line in lines), lines
 
 
 def test_env_add_checks_the_store_and_offers_to_create_the_bucket(s3_server: SeaweedServer, tmp_path: Path) -> None:
