@@ -469,6 +469,8 @@ def test_api_keys_reach_replicas_through_the_jobs_variable(
         denied = env.cli("predict", "answer", str(tmp_path / "payload.json"), check=False)
         assert denied.returncode == 1 and "403" in denied.stderr and "Traceback" not in denied.stderr
         assert runner.errors == []
+        now = fake.job(JOB)  # keys changed through the Variable alone: no new job version, no restart
+        assert now is not None and now["Version"] == job["Version"]
 
     listed = json.loads(env.cli("keys", "list", "-o", "json").stdout)
     assert {(key["id"], key["status"]) for key in listed} == {(first["id"], "revoked"), (second["id"], "active")}
